@@ -1,0 +1,5 @@
+import sys
+
+from jaxcomp.cli import main
+
+sys.exit(main())

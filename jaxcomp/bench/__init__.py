@@ -1,0 +1,1 @@
+"""Benchmarks that compare implementations and accelerators (`jaxcomp bench ...`)."""

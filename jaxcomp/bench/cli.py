@@ -1,0 +1,30 @@
+"""`jaxcomp bench <name> [options]`: each benchmark is a module in jaxcomp.bench with
+`add_arguments(parser)` and `run(args) -> int`, imported only when it runs."""
+
+import argparse
+import importlib
+
+# name -> (module, one-line help)
+BENCHMARKS = {
+    "train-step": ("jaxcomp.bench.train_step", "one training step (MSE + rate, Adam) vs CompressAI"),
+    "upsample": ("jaxcomp.bench.upsample", "fast up-sampling conv vs lax.conv_transpose vs PyTorch"),
+}
+
+
+def register(subparsers):
+  lines = "\n".join(f"  {name:<12} {help_text}" for name, (_, help_text) in BENCHMARKS.items())
+  parser = subparsers.add_parser(
+      "bench", help="benchmarks (median times after compilation)",
+      description=f"benchmarks:\n{lines}\n\n'jaxcomp bench <benchmark> --help' for its options",
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("benchmark", choices=list(BENCHMARKS), metavar="<benchmark>")
+  parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
+  parser.set_defaults(func=run, parser_class=type(parser))
+
+
+def run(args):
+  name = args.benchmark
+  module = importlib.import_module(BENCHMARKS[name][0])
+  parser = args.parser_class(prog=f"jaxcomp bench {name}", description=BENCHMARKS[name][1])
+  module.add_arguments(parser)
+  return module.run(parser.parse_args(args.options))

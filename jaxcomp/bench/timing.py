@@ -1,0 +1,70 @@
+"""Timing helpers shared by the benchmarks: compile once, then the median of repeated runs."""
+
+import json
+import platform
+import statistics
+import time
+
+import jax
+
+
+def time_call(fn, *args, repeats=5, budget_s=60.0):
+  """Times fn(*args) (results blocked on) after one warm-up/compilation call.
+
+  Args:
+    fn: a callable (usually jitted).
+    *args: its arguments.
+    repeats: timed runs wanted.
+    budget_s: stop early once the timed runs exceed this many seconds (at least one run).
+
+  Returns:
+    dict with first_s (the warm-up call, compilation included), median_s, min_s, max_s, runs.
+  """
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - t0
+  times = []
+  start = time.perf_counter()
+  while len(times) < repeats and (not times or time.perf_counter() - start < budget_s):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return {"first_s": first, "median_s": statistics.median(times), "min_s": min(times),
+          "max_s": max(times), "runs": len(times)}
+
+
+def time_torch(fn, repeats=5, budget_s=60.0):
+  """Same protocol for a PyTorch callable (no blocking needed on the CPU)."""
+  fn()
+  times = []
+  start = time.perf_counter()
+  while len(times) < repeats and (not times or time.perf_counter() - start < budget_s):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+          "runs": len(times)}
+
+
+def machine():
+  """Where the numbers were measured."""
+  devices = jax.devices()
+  return {"platform": devices[0].platform, "device_kind": devices[0].device_kind,
+          "device_count": len(devices), "jax": jax.__version__, "processor": platform.processor(),
+          "machine": platform.machine()}
+
+
+def torch_available(*modules):
+  """True when torch (and the named modules) import."""
+  try:
+    import importlib  # pylint: disable=g-import-not-at-top
+    for name in ("torch",) + modules:
+      importlib.import_module(name)
+    return True
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def emit_json(result):
+  """Prints the result as the last stdout line."""
+  print(json.dumps(result, sort_keys=True))

@@ -1,0 +1,1 @@
+"""Learned codecs: transforms, GDN, fast up-sampling convolution, entropy models, hyperprior models."""

@@ -1,0 +1,140 @@
+"""Hyperprior codecs: bmshj2018-hyperprior (scale) and mbt2018-mean (mean-scale).
+
+Ballé, Minnen, Singh, Hwang, Johnston, "Variational image compression with a scale hyperprior",
+ICLR 2018; Minnen, Ballé, Toderici, "Joint autoregressive and hierarchical priors for learned
+image compression", NeurIPS 2018 (its mean-scale hyperprior without the context model).
+
+Images are NHWC float in [0, 1]. Any size is accepted: the model pads to a multiple of 64
+(`padding.pad`) and crops x_hat back; likelihoods cover the padded latents.
+
+    variables = model.init({'params': k1, 'noise': k2}, x, training=False)
+    out = model.apply(variables, x, training=True, rngs={'noise': key})
+    out['x_hat'] [B,H,W,3]; out['likelihoods']['y'] [B,H'/16,W'/16,M]; ['z'] [B,H'/64,W'/64,N]
+
+`variables` has two collections: 'params' (trained) and 'quantiles' ([N, 3] per-channel
+lower tail / median / upper tail of the z density, used for rounding; `refit_quantiles`).
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxcomp.codec import entropy_bottleneck, gaussian_conditional, padding
+from jaxcomp.codec.transforms import (AnalysisTransform, HyperAnalysis, HyperSynthesis,
+                                      SynthesisTransform)
+
+DOWNSAMPLING = 64
+
+
+def ste_round(x):
+  """round(x) forward, identity backward."""
+  return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
+class Hyperprior(nn.Module):
+  """Scale hyperprior (mean_scale=False) or mean-scale hyperprior (mean_scale=True).
+
+  Attributes:
+    N: channels of the hidden layers and of z.
+    M: channels of y.
+    mean_scale: predict means as well as scales (mbt2018-mean).
+    ste: in training, feed g_s straight-through-rounded y (round(y - mu) + mu) instead of the
+      noisy y; the rate always uses the noisy y.
+  """
+
+  N: int = 128
+  M: int = 192
+  mean_scale: bool = False
+  ste: bool = False
+
+  def setup(self):
+    self.g_a = AnalysisTransform(self.N, self.M)
+    self.g_s = SynthesisTransform(self.N, self.M)
+    self.h_a = HyperAnalysis(self.N, self.mean_scale)
+    self.h_s = HyperSynthesis(self.N, self.M, self.mean_scale)
+    self.entropy_bottleneck = entropy_bottleneck.EntropyBottleneck()
+
+  def analysis(self, x):
+    """x [B, H, W, 3] (multiples of 64) -> (y [B, H/16, W/16, M], z [B, H/64, W/64, N])."""
+    y = self.g_a(x)
+    return y, self.h_a(y)
+
+  def hyper_synthesis(self, z_hat):
+    """z_hat [B, h, w, N] -> (scales [B, 4h, 4w, M], means or None)."""
+    params = self.h_s(z_hat)
+    if self.mean_scale:
+      return params[..., :self.M], params[..., self.M:]
+    return params, None
+
+  def synthesis(self, y_hat):
+    """y_hat [B, h, w, M] -> x_hat [B, 16h, 16w, 3] (not clipped)."""
+    return self.g_s(y_hat)
+
+  def __call__(self, x, training):
+    x_padded, pads = padding.pad(x, DOWNSAMPLING)
+    y, z = self.analysis(x_padded)
+    z_hat, z_lik = self.entropy_bottleneck(z, training)
+    scales, means = self.hyper_synthesis(z_hat)
+    offset = 0.0 if means is None else means
+    if training:
+      y_noisy = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
+      y_hat = ste_round(y - offset) + offset if self.ste else y_noisy
+      y_lik = gaussian_conditional.likelihood(y_noisy, scales, means)
+    else:
+      y_hat = jnp.round(y - offset) + offset
+      y_lik = gaussian_conditional.likelihood(y_hat, scales, means)
+    x_hat = padding.crop(self.synthesis(y_hat), pads)
+    return {"x_hat": x_hat, "y_hat": y_hat, "z_hat": z_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+  """A named architecture and CompressAI's (N, M) per quality 1..8."""
+
+  name: str
+  mean_scale: bool
+  channels: dict  # quality -> (N, M)
+
+
+ARCHS = {
+    "bmshj2018-hyperprior": Arch(
+        "bmshj2018-hyperprior", False,
+        {q: (128, 192) if q <= 5 else (192, 320) for q in range(1, 9)}),
+    "mbt2018-mean": Arch(
+        "mbt2018-mean", True, {q: (128, 192) if q <= 4 else (192, 320) for q in range(1, 9)}),
+}
+
+# CompressAI's lambdas for L = R + lambda * 255^2 * MSE, quality 1..8.
+MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932,
+               8: 0.1800}
+
+
+def build(arch, N=None, M=None, quality=None, ste=False):
+  """Hyperprior module for an architecture name, from (N, M) or a CompressAI quality."""
+  if arch not in ARCHS:
+    raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
+  spec = ARCHS[arch]
+  if N is None or M is None:
+    N, M = spec.channels[quality or 1]
+  return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste)
+
+
+def init(model, key, image_size=(64, 64)):
+  """Variables ('params' and 'quantiles') of a model, from one PRNG key."""
+  params_key, noise_key = jax.random.split(key)
+  x = jnp.zeros((1,) + tuple(image_size) + (3,), jnp.float32)
+  init_fn = jax.jit(lambda rngs: model.init(rngs, x, training=False))
+  return init_fn({"params": params_key, "noise": noise_key})
+
+
+def refit_quantiles(variables):
+  """Recomputes the z tails/medians from the trained density (bisection; no aux optimizer)."""
+  eb = variables["params"]["entropy_bottleneck"]
+  return {**variables, "quantiles": {"entropy_bottleneck": {"z": entropy_bottleneck.fit_quantiles(eb)}}}
+
+
+def rate_bits(likelihoods):
+  """Total bits per image, -sum log2 p over y and z. likelihoods: dict of [B, ...] -> [B]."""
+  return sum(jnp.sum(-jnp.log2(l), axis=tuple(range(1, l.ndim))) for l in likelihoods.values())

@@ -1,0 +1,1 @@
+"""Training: train state and step (more of the training system lives beside them)."""
