@@ -8,6 +8,8 @@ import importlib
 BENCHMARKS = {
     "train-step": ("jaxcomp.bench.train_step", "one training step (MSE + rate, Adam) vs CompressAI"),
     "upsample": ("jaxcomp.bench.upsample", "fast up-sampling conv vs lax.conv_transpose vs PyTorch"),
+    "metrics": ("jaxcomp.bench.metrics", "fwd+bwd time of each metric loss vs its PyTorch reference"),
+    "codec": ("jaxcomp.bench.codec", "compress/decompress and entropy-coder time vs CompressAI"),
 }
 
 

@@ -55,14 +55,15 @@ def machine():
 
 
 def torch_available(*modules):
-  """True when torch (and the named modules) import."""
-  try:
-    import importlib  # pylint: disable=g-import-not-at-top
-    for name in ("torch",) + modules:
+  """True when torch (and the named modules) import; otherwise prints why the side is skipped."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  for name in ("torch",) + modules:
+    try:
       importlib.import_module(name)
-    return True
-  except Exception:  # pylint: disable=broad-except
-    return False
+    except Exception as e:  # pylint: disable=broad-except
+      print(f"(PyTorch side skipped: cannot import {name}: {e})")
+      return False
+  return True
 
 
 def emit_json(result):

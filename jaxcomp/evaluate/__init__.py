@@ -1,0 +1,1 @@
+"""Rate-distortion evaluation: real bitstreams, classical anchors, BD-rate, plots, tables."""

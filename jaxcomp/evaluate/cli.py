@@ -1,0 +1,251 @@
+"""`jaxcomp eval` (rate-distortion evaluation with real files) and `jaxcomp bdrate`.
+
+    jaxcomp eval --model DIR [--model DIR ...] --images DIR --out results.json
+                 [--plot rd.png] [--anchors jpeg,webp] [--metrics a,b]
+    jaxcomp bdrate --anchor A.json --test B.json --metric KEY --method {cubic,pchip,akima} --json
+
+`eval` writes one CompressAI-layout results file per curve. The models given by --model DIR form
+one curve named --name (one point per model); --model NAME=DIR puts a model on the curve NAME
+instead, so one run can compare model families. The first curve (models first, in the order given,
+then anchors) goes to --out, every other one beside it as <out stem>.<curve name>.json (e.g.
+results.jpeg-420.json). Exit status 0 when everything succeeded; 1 when the files were written but
+some images or points failed (each failure is reported on stderr and listed in the files'
+"errors"); 2 for user errors (nothing written).
+
+`bdrate`: with --json the last stdout line is {"bd_rate": percent, "bd_quality": x}. For metrics
+where lower is better (mse, lpips, dists, gmsd, nlpd, dpl) the metric is negated before fitting:
+bd_rate < 0 still means the test saves bits, and bd_quality > 0 means the test's distance is lower
+by that much on average.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+from jaxcomp.errors import UserError
+
+DEFAULT_METHOD = "pchip"
+
+
+def register(subparsers):
+  p = subparsers.add_parser(
+      "eval", help="rate-distortion evaluation with real bitstreams, anchors and plots",
+      description="Compresses and decompresses every image with every model (and anchor), "
+                  "measures bpp from the files and every metric, writes CompressAI-layout "
+                  "results files.")
+  p.add_argument("--model", action="append", default=[], metavar="[NAME=]DIR",
+                 help="exported model directory, one RD point; repeat for the points of a curve; "
+                      "NAME= puts it on the curve NAME")
+  p.add_argument("--name", default="jaxcomp",
+                 help="curve of the models given without NAME= (default jaxcomp)")
+  p.add_argument("--images", required=True, metavar="DIR", help="folder of test images")
+  p.add_argument("--out", required=True, metavar="RESULTS.json",
+                 help="results file of the first curve; the others go to <stem>.<name>.json")
+  p.add_argument("--plot", metavar="FILE", help="RD plot (.png, .svg or .pdf)")
+  p.add_argument("--anchors", metavar="A,B", help="classical anchors, e.g. jpeg,webp "
+                 "(jpeg = jpeg-420 and jpeg-444)")
+  p.add_argument("--anchor-qualities", metavar="Q,Q,...",
+                 help="quality sweep for every anchor (default: each anchor's own)")
+  p.add_argument("--metrics", metavar="A,B",
+                 help="metric names (default: every registered metric whose weights are present)")
+  p.add_argument("--published", action="append", default=[], metavar="FILE.json",
+                 help="results file drawn dashed in the plot and included in the table")
+  p.add_argument("--bpp-targets", default="0.23,0.37,0.67,1.0", metavar="B,B,...",
+                 help="bpp of the rate-matched table (default 0.23,0.37,0.67,1.0)")
+  p.add_argument("--table", metavar="FILE.md", help="also write the rate-matched table here")
+  p.set_defaults(func=run_eval)
+
+  b = subparsers.add_parser(
+      "bdrate", help="Bjøntegaard-delta rate and quality between two results files",
+      description="BD-rate (percent, negative = test saves bits) and BD-quality of TEST against "
+                  "ANCHOR; same numbers as the bjontegaard package 1.3.0.")
+  b.add_argument("--anchor", required=True, metavar="A.json", help="anchor results file")
+  b.add_argument("--test", required=True, metavar="B.json", help="test results file")
+  b.add_argument("--metric", default="psnr-rgb",
+                 help="results key (psnr-rgb, ms-ssim-rgb, ms-ssim-db-rgb, lpips-rgb ...) or "
+                      "metric name (psnr, ms_ssim, lpips ...); default psnr-rgb")
+  b.add_argument("--method", default=DEFAULT_METHOD, choices=["cubic", "pchip", "akima"],
+                 help=f"interpolation (default {DEFAULT_METHOD})")
+  b.add_argument("--mode", default="curve", choices=["curve", "per-image"],
+                 help="BD of the averaged curves (default), or per image then averaged")
+  b.add_argument("--min-overlap", type=float, default=0.75,
+                 help="warn when the curves overlap less than this fraction (default 0.75)")
+  direction = b.add_mutually_exclusive_group()
+  direction.add_argument("--lower-is-better", dest="higher_is_better", action="store_false",
+                         default=None, help="treat the metric as a distance")
+  direction.add_argument("--higher-is-better", dest="higher_is_better", action="store_true",
+                         help="treat the metric as a similarity")
+  b.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+  b.set_defaults(func=run_bdrate)
+
+
+def _warnings_to_stderr():
+  warnings.showwarning = (
+      lambda message, *args, **kwargs: sys.stderr.write(f"warning: {message}\n"))
+
+
+def _numbers(text, flag, cast=float):
+  try:
+    values = [cast(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise UserError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+  if not values:
+    raise UserError(f"{flag}: give at least one number")
+  return values
+
+
+def run_bdrate(args):
+  from jaxcomp.evaluate import compare, results  # pylint: disable=g-import-not-at-top
+
+  _warnings_to_stderr()
+  if not 0.0 <= args.min_overlap <= 1.0:
+    raise UserError(f"--min-overlap must be within 0 ... 1, got {args.min_overlap}")
+  anchor, test = results.load(args.anchor), results.load(args.test)
+  result = compare.compare(anchor, test, args.metric, args.method, args.mode,
+                           args.higher_is_better, args.min_overlap)
+  direction = "higher is better" if result.higher_is_better else "lower is better, negated"
+  scope = "averaged curves" if result.images is None else f"mean over {result.images} images"
+  print(f"test '{test['name']}' vs anchor '{anchor['name']}' on {result.key} ({direction}), "
+        f"{args.method}, {scope}")
+  print(f"BD-rate     {result.bd_rate:+.4f} %")
+  print(f"BD-quality  {result.bd_quality:+.6f}")
+  if args.json:
+    print(json.dumps({"bd_rate": result.bd_rate, "bd_quality": result.bd_quality}))
+  return 0
+
+
+def _metrics(spec):
+  """The metrics to compute: --metrics, or every registered one with its weights present."""
+  from jaxcomp.evaluate import rd_eval  # pylint: disable=g-import-not-at-top
+
+  names = None
+  if spec:
+    names = list(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
+    if not names:
+      raise UserError("--metrics: give at least one metric name")
+  metrics, skipped = rd_eval.load_metrics(names)
+  for name, reason in skipped.items():
+    sys.stderr.write(f"warning: metric {name} skipped: {reason}\n")
+  return metrics
+
+
+def _check_plot_path(path):
+  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+
+  extension = os.path.splitext(path)[1].lower().lstrip(".")
+  supported = backend_agg.FigureCanvasAgg.get_supported_filetypes()
+  if extension not in supported:
+    raise UserError(f"--plot: unknown figure format '.{extension}' (use .png, .svg or .pdf)")
+
+
+def _output_paths(out, names):
+  """{curve name: results path}: the first curve at `out`, the others beside it."""
+  stem, extension = os.path.splitext(out)
+  return {name: out if i == 0 else f"{stem}.{name}{extension or '.json'}"
+          for i, name in enumerate(names)}
+
+
+def _model_curves(specs, default_name):
+  """{curve name: [model dir]} from --model values 'DIR' or 'NAME=DIR', in the order given."""
+  curves = {}
+  for spec in specs:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or os.path.exists(spec):
+      name, path = default_name, spec
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+      raise UserError(f"--model {spec}: curve names may use letters, digits, '-', '_' and '.'")
+    curves.setdefault(name, []).append(path)
+  return curves
+
+
+def run_eval(args):
+  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.evaluate import anchors, rd_eval  # pylint: disable=g-import-not-at-top
+
+  images.show_warnings()
+  if not args.model and not args.anchors:
+    raise UserError("give at least one --model or --anchors")
+  targets = _numbers(args.bpp_targets, "--bpp-targets")
+  qualities = _numbers(args.anchor_qualities, "--anchor-qualities", int) if (
+      args.anchor_qualities) else None
+  if args.plot:
+    _check_plot_path(args.plot)
+  published = [_published(path) for path in args.published]
+  anchor_list = anchors.resolve(args.anchors) if args.anchors else []
+  image_paths = rd_eval.list_images(args.images)
+  curves = _model_curves(args.model, args.name)
+  for name in curves:
+    if name in {a.name for a in anchor_list}:
+      raise UserError(f"model curve '{name}' has an anchor's name; choose another")
+  metrics = _metrics(args.metrics)
+  codecs = [rd_eval.model_codec(dirs, name) for name, dirs in curves.items()]
+  codecs += [rd_eval.anchor_codec(a, qualities) for a in anchor_list]
+  sys.stderr.write(f"evaluating {len(image_paths)} images x {len(codecs)} curves "
+                   f"({sum(len(c.points) for c in codecs)} points), metrics: "
+                   f"{', '.join(m.key for m in metrics) or 'none'}\n")
+  documents = rd_eval.evaluate(image_paths, codecs, metrics)
+  return _write_outputs(args, codecs, documents, published, targets, len(image_paths))
+
+
+def _published(path):
+  """A reference results file, its name marked '(published)' for the plot and the table."""
+  from jaxcomp.evaluate import results  # pylint: disable=g-import-not-at-top
+
+  document = results.load(path)
+  return {**document, "name": f"{document['name']} (published)"}
+
+
+def _write_outputs(args, codecs, documents, published, targets, n_images):
+  """Results files, table and plot; the exit status (1 if anything failed)."""
+  # pylint: disable=g-import-not-at-top
+  from jaxcomp.evaluate import plots, rate_matched, rd_eval, results
+
+  counts = {d["name"]: rd_eval.complete_images(d) for d in documents}
+  if not any(counts.values()):
+    first = next((e for d in documents for e in d["errors"]), {"error": "unknown"})
+    raise UserError(f"no image succeeded at every point of any curve (first failure: "
+                    f"{first.get('image', '')}: {first['error']}); nothing written")
+  paths = _output_paths(args.out, [c.name for c in codecs])
+  for document in documents:
+    results.write(paths[document["name"]], document)
+    print(f"{document['name']}: {counts[document['name']]} of {n_images} images -> "
+          f"{paths[document['name']]}")
+  usable = [d for d in documents if counts[d["name"]]]
+  keys = plots.plot_keys(usable)
+  rows = rate_matched.table([*usable, *published], keys, targets)
+  text = rate_matched.markdown(rows, targets)
+  print(text, end="")
+  if args.table:
+    from jaxcomp.fileio import atomic_path  # pylint: disable=g-import-not-at-top
+    with atomic_path(args.table) as tmp:
+      with open(tmp, "w") as f:
+        f.write(text)
+  if args.plot:
+    plots.rd_plot(args.plot, usable, published, keys=keys,
+                  title=f"{n_images} images from {os.path.basename(os.path.abspath(args.images))}")
+    print(f"plot -> {args.plot}")
+  failures = _report_errors(documents)
+  for document in documents:
+    if not counts[document["name"]]:
+      sys.stderr.write(f"error: {document['name']}: no image succeeded at every point; its means "
+                       "are empty\n")
+  if failures:
+    sys.stderr.write(f"error: {failures} failures (listed above and in the results files' "
+                     "'errors'); the other results were written\n")
+    return 1
+  return 0
+
+
+def _report_errors(documents):
+  """One stderr line per unreadable image and per failed (curve, image, point); their number."""
+  lines = []
+  for document in documents:
+    for error in document["errors"]:
+      if "point" in error:
+        lines.append(f"{document['name']}: {error['image']} at {error['point']}: {error['error']}")
+      elif f"{error['image']}: {error['error']}" not in lines:
+        lines.append(f"{error['image']}: {error['error']}")
+  for line in lines:
+    sys.stderr.write(f"error: {line}\n")
+  return len(lines)

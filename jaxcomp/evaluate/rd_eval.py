@@ -1,0 +1,294 @@
+"""Rate-distortion evaluation with real files: every image through every codec point.
+
+For each image and each point of each codec (an exported model, or an anchor at one quality):
+write the compressed file, bpp = 8 * file size / (H * W) of the original image, decode the file
+back to 8-bit RGB, and compute every metric of the decoded image against the original (both as
+[1, H, W, 3] float32 in [0, 1]). Encoding and decoding are timed; a point's first image of each
+size is coded once untimed beforehand, so JIT compilation is not in the times.
+
+Failures are per image: an unreadable image is left out; a point that raises on an image (the
+model, the codec or a metric) gives null values for that image and point, and the image is left
+out of that codec's means (`results` module). Everything that failed is listed in `errors`.
+"""
+
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from typing import Callable, Tuple
+
+import numpy as np
+from PIL import Image
+
+from jaxcomp.errors import UserError
+from jaxcomp.evaluate import results
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One operating point of a codec.
+
+  Attributes:
+    label: e.g. 'q=50' or the model directory.
+    extension: of its compressed files, with the dot.
+    encode: (image [H, W, 3] uint8, path) -> None; writes the compressed file.
+    decode: path -> [H, W, 3] uint8.
+    warm_up: code each new image size once untimed first (for JIT-compiled codecs).
+  """
+
+  label: str
+  extension: str
+  encode: Callable[[np.ndarray, str], None]
+  decode: Callable[[str], np.ndarray]
+  warm_up: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+  """A named curve: its points, low to high rate where that is known."""
+
+  name: str
+  description: str
+  points: Tuple[Point, ...]
+
+
+def anchor_codec(anchor, qualities=None):
+  """`Codec` of an `anchors.Anchor` swept over `qualities` (default: the anchor's own)."""
+  sweep = tuple(anchor.qualities if qualities is None else qualities)
+  points = tuple(
+      Point(label=f"q={q}", extension=anchor.extension,
+            encode=lambda image, path, q=q: anchor.save(image, path, q), decode=anchor.load)
+      for q in sweep)
+  return Codec(name=anchor.name, description=f"{anchor.description}, quality {list(sweep)}",
+               points=points)
+
+
+def model_codec(model_dirs, name):
+  """`Codec` whose points are exported model directories (loaded here; UserError if invalid)."""
+  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+
+  points = []
+  for path in model_dirs:
+    cm = codec.CodingModel(path)
+
+    def encode(image, out, cm=cm):
+      data = codec.compress(cm, image[None], channels=[3])[0]
+      with open(out, "wb") as f:
+        f.write(data)
+
+    def decode(src, cm=cm):
+      with open(src, "rb") as f:
+        return codec.decompress(cm, f.read(), where=src)
+
+    points.append(Point(label=path, extension=".jxc", encode=encode, decode=decode, warm_up=True))
+  archs = sorted({_arch(p) for p in model_dirs})
+  return Codec(name=name, description=f"jaxcomp real bitstreams ({', '.join(archs)})",
+               points=tuple(points))
+
+
+def _arch(model_dir):
+  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
+
+  config = export.read_config(model_dir)
+  return f"{config['arch']} N={config['N']} M={config['M']}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricFn:
+  """A registered metric ready to apply to one decoded/original pair."""
+
+  key: str
+  fn: Callable
+  params: object
+
+
+def load_metrics(names=None):
+  """[MetricFn] for registry names, each `compute` jitted once (weights passed as an argument).
+
+  Args:
+    names: registry names; None for every registered metric whose weights are available.
+
+  Returns:
+    ([MetricFn], {name: reason} of the metrics skipped for lack of weights when names is None).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
+
+  skipped = {}
+  everything = names is None
+  if everything:
+    names = [n for n in registry.names() if not n.endswith(":<arg>")]
+  fns = []
+  for name in names:
+    try:
+      metric = registry.get(name)
+    except UserError as e:
+      if not everything:
+        raise
+      skipped[name] = str(e)
+      continue
+    fns.append(MetricFn(key=results.metric_key(name), fn=jax.jit(metric.compute),
+                        params=metric.params))
+  return fns, skipped
+
+
+def list_images(folder):
+  """Sorted paths of the image files (by extension) directly in `folder`; UserError if none."""
+  if not os.path.isdir(folder):
+    if os.path.exists(folder):
+      raise UserError(f"--images: not a folder: {folder}")
+    raise FileNotFoundError(2, "No such folder", folder)
+  extensions = set(Image.registered_extensions())
+  paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                 if not n.startswith(".") and os.path.splitext(n)[1].lower() in extensions)
+  if not paths:
+    raise UserError(f"--images: no image files in {folder}")
+  return paths
+
+
+def measure(point, image, path, metrics):
+  """{key: value} of one image at one point: bpp, times and every metric.
+
+  Args:
+    point: `Point`.
+    image: [H, W, 3] uint8 original.
+    path: where to write the compressed file.
+    metrics: [MetricFn].
+  """
+  if os.path.exists(path):
+    os.remove(path)
+  began = time.perf_counter()
+  point.encode(image, path)
+  encoded = time.perf_counter()
+  decoded = point.decode(path)
+  finished = time.perf_counter()
+  if decoded.shape != image.shape:
+    raise ValueError(f"decoded image is {decoded.shape}, expected {image.shape}")
+  height, width = image.shape[:2]
+  values = {results.RATE_KEY: 8.0 * os.path.getsize(path) / (height * width),
+            "encoding_time": encoded - began, "decoding_time": finished - encoded}
+  x = decoded[None].astype(np.float32) / 255.0
+  y = image[None].astype(np.float32) / 255.0
+  for metric in metrics:
+    value = float(np.asarray(metric.fn(metric.params, x, y))[0])
+    if np.isnan(value):
+      raise ValueError(f"{metric.key} is NaN")
+    values[metric.key] = value
+  return values
+
+
+class Progress:
+  """One line per finished unit on stderr, with elapsed time and an ETA."""
+
+  def __init__(self, total, stream=None):
+    self.total, self.done, self.began = total, 0, time.perf_counter()
+    self.stream = stream or sys.stderr
+
+  def step(self, message):
+    self.done += 1
+    elapsed = time.perf_counter() - self.began
+    eta = elapsed / self.done * (self.total - self.done)
+    self.stream.write(f"[{self.done}/{self.total}] {message} | elapsed {_clock(elapsed)}, "
+                      f"ETA {_clock(eta)}\n")
+    self.stream.flush()
+
+
+def _clock(seconds):
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def _read(path):
+  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+
+  try:
+    return images.read(path)[0]
+  except (UserError, OSError) as e:
+    raise UserError(str(e) if isinstance(e, UserError) else f"cannot read {path}: {e}") from None
+
+
+def evaluate(image_paths, codecs, metrics, stream=None):
+  """Runs every codec point on every image.
+
+  Args:
+    image_paths: [I] image files.
+    codecs: [Codec].
+    metrics: [MetricFn].
+    stream: progress output (default stderr).
+
+  Returns:
+    [C] curve documents (`results.curve_document`), in the order of `codecs`.
+  """
+  keys = [results.RATE_KEY, *[m.key for m in metrics], *results.TIME_KEYS]
+  per_image = {c.name: {} for c in codecs}
+  errors = {c.name: [] for c in codecs}
+  warmed = set()
+  progress = Progress(len(image_paths) * len(codecs), stream)
+  with tempfile.TemporaryDirectory(prefix="jaxcomp-eval-") as workdir:
+    for image_path in image_paths:
+      name = os.path.basename(image_path)
+      try:
+        image = _read(image_path)
+      except UserError as e:
+        for codec in codecs:
+          errors[codec.name].append({"image": name, "error": str(e)})
+          progress.step(f"{codec.name} {name}: unreadable image ({e})")
+        continue
+      for c, codec in enumerate(codecs):
+        began = time.perf_counter()
+        table = {k: [None] * len(codec.points) for k in keys}
+        failed = []
+        for i, point in enumerate(codec.points):
+          out = os.path.join(workdir, f"curve{c}-point{i}{point.extension}")
+          try:
+            if point.warm_up and (codec.name, i, image.shape) not in warmed:
+              point.decode(_encoded(point, image, out))
+              warmed.add((codec.name, i, image.shape))
+            values = measure(point, image, out, metrics)
+          except Exception as e:  # pylint: disable=broad-except
+            message = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+            errors[codec.name].append({"image": name, "point": point.label, "error": message})
+            failed.append(f"{point.label}: {message}")
+            continue
+          for k in keys:
+            table[k][i] = values[k]
+        per_image[codec.name][name] = table
+        status = (f"FAILED at {len(failed)} of {len(codec.points)} points ({failed[0]}"
+                  f"{' ...' if len(failed) > 1 else ''})") if failed else (
+                      f"{len(codec.points)} points, "
+                      f"{_summary(table, keys)}")
+        progress.step(f"{codec.name} {name}: {status}, {time.perf_counter() - began:.1f} s")
+  return [_document(c, keys, per_image[c.name], errors[c.name]) for c in codecs]
+
+
+def _encoded(point, image, path):
+  point.encode(image, path)
+  return path
+
+
+def _summary(table, keys):
+  """'bpp 0.12-1.85, psnr-rgb 27.1-40.3' for a progress line (first quality key only)."""
+  parts = []
+  for k in keys[:2]:
+    values = [v for v in table[k] if v is not None]
+    if values:
+      parts.append(f"{k} {min(values):.3g}-{max(values):.3g}")
+  return ", ".join(parts)
+
+
+def _document(codec, keys, per_image, errors):
+  """Means over the images that succeeded at every point of the codec."""
+  complete = [t for t in per_image.values()
+              if all(v is not None for k in keys for v in t[k])]
+  means = {k: [float(np.mean([t[k][i] for t in complete])) if complete else None
+               for i in range(len(codec.points))] for k in keys}
+  return results.curve_document(codec.name, codec.description, [p.label for p in codec.points],
+                                means, per_image, errors)
+
+
+def complete_images(document):
+  """Number of images in a curve document's means (those with every value at every point)."""
+  return sum(1 for table in document["per_image"].values()
+             if all(v is not None for values in table.values() for v in values))
