@@ -145,10 +145,12 @@ def load_for_coding(path):
     with open(fingerprint_path) as f:
       stored = f.read().strip()
   except OSError:
-    raise UserError(f"{path}: missing {FINGERPRINT_FILE} (re-export the model with this jaxcomp)") from None
+    raise UserError(f"{path}: missing {FINGERPRINT_FILE} "
+                    "(re-export the model with this jaxcomp)") from None
   actual = fingerprint(config, flatten(variables), coding_tables.to_arrays(tables))
   if stored != actual:
-    raise UserError(f"{path}: the model files do not match {FINGERPRINT_FILE} (modified or corrupted)")
+    raise UserError(f"{path}: the model files do not match {FINGERPRINT_FILE} "
+                    "(modified or corrupted)")
   return model, variables, config, tables, actual
 
 

@@ -1,0 +1,1 @@
+"""Real bitstreams: integer CDF tables, range-coder backends, the container, compress/decompress."""
