@@ -1,0 +1,60 @@
+"""Mean squared error and peak signal-to-noise ratio.
+
+    MSE(x, y)  = mean over H, W, C of (x - y)^2
+    PSNR(x, y) = 10 log10(data_range^2 / MSE)        [dB]
+
+Computed over all RGB channels together (as skimage and pyiqa do). PSNR is +inf for identical
+images; it is a metric only; train with MSE (CompressAI's convention is L = lambda 255^2 MSE + R).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxcomp.metrics import common
+from jaxcomp.metrics import registry
+
+
+@jax.jit
+def mse(x, y):
+  """Mean squared error per image (a distance: lower is better, 0 for identical images).
+
+  Args:
+    x, y: [B, H, W, C] float images in [0, 1].
+
+  Returns:
+    [B] float32.
+  """
+  common.check_pair(x, y, name="mse")
+  d = common.as_float(x) - common.as_float(y)
+  return jnp.mean(d * d, axis=(1, 2, 3))
+
+
+@functools.partial(jax.jit, static_argnames=("data_range",))
+def psnr(x, y, data_range=1.0):
+  """PSNR in dB per image (a similarity: higher is better, +inf for identical images).
+
+  Args:
+    x, y: [B, H, W, C] float images in [0, data_range].
+    data_range: peak value (1 for [0, 1] images).
+
+  Returns:
+    [B] float32.
+  """
+  common.check_pair(x, y, name="psnr")
+  return 10.0 * jnp.log10(data_range**2 / mse(x, y))
+
+
+@registry.register("mse")
+def _mse_metric(arg=None):
+  del arg
+  return registry.Metric(
+      name="mse", kind="distance", compute=lambda _, x, y: mse(x, y),
+      loss_fn=lambda _, x, y: mse(x, y))
+
+
+@registry.register("psnr")
+def _psnr_metric(arg=None):
+  del arg
+  return registry.Metric(name="psnr", kind="similarity", compute=lambda _, x, y: psnr(x, y))

@@ -1,0 +1,109 @@
+"""Registry name -> `Metric`: the value a metric reports and the distortion used in training.
+
+A metric module adds itself with a decorated factory; nothing here needs editing:
+
+    @registry.register("ssim")
+    def _ssim_metric(arg=None):
+      return registry.Metric(name="ssim", kind="similarity",
+                             compute=lambda params, x, y: ssim(x, y),
+                             loss_fn=lambda params, x, y: 1.0 - ssim(x, y))
+
+A name with a colon, "family:arg" (e.g. "dpl:/path/to/heads"), goes to the factory registered
+as `register("family", prefix=True)` with `arg` = the part after the colon. `get` imports every
+module of `jaxcomp.metrics` once, so a new module only has to exist to be found.
+
+`compute(params, x, y)` and `loss_fn(params, x, y)` are pure functions of NHWC float images in
+[0, 1] returning [B]; `params` is a pytree of weights (None for classical metrics), passed as
+an argument rather than closed over so that `jax.jit` does not embed it as a constant.
+"""
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable, Optional
+
+from jaxcomp.errors import UserError
+
+_FACTORIES = {}
+_PREFIX_FACTORIES = {}
+_NOT_METRIC_MODULES = frozenset({"cli", "common", "registry", "weights", "vgg16"})
+_loaded = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """One metric, ready to apply.
+
+  Attributes:
+    name: registry name.
+    kind: "distance" (lower is better, 0 for identical images) or "similarity".
+    compute: (params, x, y) -> [B] value as reported (e.g. PSNR in dB, SSIM in [-1, 1]).
+    loss_fn: (params, x, y) -> [B] differentiable distortion, lower is better (e.g. 1 - SSIM);
+      None for metrics that are not used as losses (PSNR).
+    params: weights pytree for `compute` and `loss_fn`, or None.
+  """
+
+  name: str
+  kind: str
+  compute: Callable[[Any, Any, Any], Any]
+  loss_fn: Optional[Callable[[Any, Any, Any], Any]] = None
+  params: Any = None
+
+  def __call__(self, x, y):
+    """The metric value per image, [B]."""
+    return self.compute(self.params, x, y)
+
+  def loss(self, x, y):
+    """The training distortion per image, [B]."""
+    if self.loss_fn is None:
+      raise UserError(f"metric '{self.name}' is not available as a loss")
+    return self.loss_fn(self.params, x, y)
+
+
+def register(name, *, prefix=False):
+  """Decorator: registers `factory(arg) -> Metric` under `name` (or the prefix `name:`)."""
+
+  def decorator(factory):
+    table = _PREFIX_FACTORIES if prefix else _FACTORIES
+    if name in table:
+      raise ValueError(f"metric '{name}' is registered twice")
+    table[name] = factory
+    return factory
+
+  return decorator
+
+
+def _load_all():
+  global _loaded
+  if _loaded:
+    return
+  package = importlib.import_module("jaxcomp.metrics")
+  for info in pkgutil.iter_modules(package.__path__):
+    if not info.name.startswith("_") and info.name not in _NOT_METRIC_MODULES:
+      importlib.import_module(f"jaxcomp.metrics.{info.name}")
+  _loaded = True
+
+
+def names():
+  """Registered metric names (prefix families as 'family:<arg>'), sorted."""
+  _load_all()
+  return sorted(_FACTORIES) + sorted(f"{p}:<arg>" for p in _PREFIX_FACTORIES)
+
+
+def get(name):
+  """Returns the `Metric` for `name`; weights, if any, are loaded here (UserError if missing)."""
+  _load_all()
+  if name in _FACTORIES:
+    return _FACTORIES[name](None)
+  family, sep, arg = name.partition(":")
+  if sep and family in _PREFIX_FACTORIES:
+    return _PREFIX_FACTORIES[family](arg)
+  raise UserError(f"unknown metric '{name}' (known: {', '.join(names())})")
+
+
+def loss(name):
+  """The `Metric` for `name`, checked to have a loss (UserError for metric-only names)."""
+  metric = get(name)
+  if metric.loss_fn is None:
+    raise UserError(f"metric '{name}' is not available as a loss (use e.g. mse instead)")
+  return metric
