@@ -1,0 +1,343 @@
+"""The training loop: pmap data parallelism, orbax checkpoints, TensorBoard, progress, NaN stop.
+
+`train_and_evaluate(config, workdir)` runs (or resumes) one training run. Order of
+initialization: an existing checkpoint in `workdir` (resume), else `config.init_from` (a training
+workdir or an exported model: fine-tuning), else from scratch with `config.seed`.
+
+Every local device gets an equal share of each host's slice of the global batch; gradients are
+averaged over all devices of all hosts with `pmean` (`step.make_pmap_step`).
+"""
+
+import functools
+import math
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import jax_utils
+from jax.experimental import multihost_utils
+
+from jaxcomp.codec import models
+from jaxcomp.errors import UserError
+from jaxcomp.train import checkpoint, input_pipeline, step
+
+INIT_IMAGE_SIZE = (64, 64)  # the model is fully convolutional: any size gives the same params
+
+
+class _DropOrbaxInfo:
+  """Log filter: orbax's INFO lines (several per save) would bury the progress lines."""
+
+  def filter(self, record):
+    return record.levelno > logging.converter.STANDARD_INFO or "/orbax/" not in record.pathname
+
+
+def quiet_library_logs():
+  """Keeps orbax's warnings and errors in absl's log, drops its INFO chatter."""
+  logging.get_absl_handler().addFilter(_DropOrbaxInfo())
+
+
+class DivergedError(UserError):
+  """The loss (or gradient norm) became NaN or Inf."""
+
+
+# The train state's tree structure holds the model's `apply` and the optimizer, so runs in one
+# process (tests, sweeps) reuse the compiled step only if these are the same objects: cached.
+build_model = functools.lru_cache(maxsize=None)(models.build)
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer(learning_rate, boundaries, grad_clip_norm):
+  schedule = optax.piecewise_constant_schedule(learning_rate, dict(boundaries))
+  tx = optax.adam(schedule)
+  if grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
+  return tx, schedule
+
+
+def create_optimizer(config):
+  """(optax transform, learning-rate schedule): Adam, lr x 0.1 at each `lr_drop_fractions`."""
+  boundaries = tuple((int(f * config.num_train_steps), 0.1) for f in config.lr_drop_fractions)
+  return _optimizer(config.learning_rate, boundaries, config.grad_clip_norm)
+
+
+def create_distortion(name):
+  """(distortion(params, x, x_hat) -> [B], its params) for a config's `distortion` name.
+
+  'mse' is 255^2 MSE (CompressAI's lambdas); any other name is a loss of the metric registry.
+  UserError if the name is not registered (yet) or its weights are missing.
+  """
+  if name == "mse":
+    return step.mse_distortion, None
+  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
+
+  metric = registry.loss(name)
+  return metric.loss_fn, metric.params
+
+
+def load_init_params(path, params):
+  """Params from a training workdir or an exported model, checked against `params`' shapes."""
+  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
+
+  if os.path.isfile(os.path.join(path, export.CONFIG_FILE)):
+    loaded = export.load(path)[1]["params"]
+  elif os.path.isdir(path):
+    loaded = checkpoint.load_params(path)[0]
+  else:
+    raise UserError(f"init_from: {path} is neither a training workdir nor an exported model")
+  have = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(loaded)[0]}
+  leaves = []
+  for key_path, value in jax.tree_util.tree_flatten_with_path(params)[0]:
+    name = jax.tree_util.keystr(key_path)
+    if name not in have or np.shape(have[name]) != np.shape(value):
+      raise UserError(f"init_from: {path} does not fit this config's model (at {name})")
+    leaves.append(jnp.asarray(have[name]))
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
+
+
+class Preemption:
+  """Notices a preemption signal: SIGTERM on one host, the coordinator's notice on a pod.
+
+  Multi-host runs use jax's preemption sync point (every host saves at the same step);
+  single-host runs install a SIGTERM handler for the duration of the `with` block (from the main
+  thread only, where Python delivers signals).
+  """
+
+  def __init__(self):
+    self.signalled = False
+    self._installed, self._previous = False, None
+
+  def __enter__(self):
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._installed = True
+    return self
+
+  def __exit__(self, *exc):
+    if self._installed:
+      signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.signalled = True
+
+  def reached(self, step_count):
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step_count)
+    return self.signalled
+
+
+class Evaluator:
+  """bpp and metrics of the model in coding mode (rounding, refit quantiles) on a fixed batch.
+
+  The batch: `eval.batch_size` crops of `eval.patch_size` drawn with seed + 1 (no flips) from
+  `eval.dir`, or from the training source when it is empty (its images smaller than the crop
+  are skipped). Metrics named by `eval.metrics` ('all': every registered
+  metric except prefix families); one that cannot load (e.g. weights not fetched) is skipped with
+  a warning.
+  """
+
+  def __init__(self, config, model, train_source):
+    size = config.eval.patch_size
+    source = (input_pipeline.ImageFolder(config.eval.dir, size) if config.eval.dir
+              else train_source)
+    stream = input_pipeline.CropStream(source, size, config.seed + 1, flip=False)
+    self.images = stream.batch(0, config.eval.batch_size)
+    self.metrics = self._load_metrics(config.eval.metrics)
+
+    def code(params, x):
+      variables = models.refit_quantiles({"params": params})
+      out = model.apply(variables, x, training=False)
+      bpp = models.rate_bits(out["likelihoods"]) / (x.shape[1] * x.shape[2])
+      return jnp.mean(bpp), jnp.clip(out["x_hat"], 0.0, 1.0)
+
+    self._code = jax.jit(code)
+
+  @staticmethod
+  def _load_metrics(names):
+    from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
+
+    if names == "all":
+      names = [n for n in registry.names() if ":" not in n]
+    else:
+      names = [n for n in names.split(",") if n]
+    metrics = {}
+    for name in names:
+      try:
+        metric = registry.get(name)
+      except UserError as e:
+        logging.warning("validation metric %s skipped: %s", name, e)
+        continue
+      metrics[name] = (jax.jit(metric.compute), metric.params)
+    return metrics
+
+  def __call__(self, params):
+    """{'bpp': float, metric name: float} on the validation batch."""
+    bpp, x_hat = self._code(params, self.images)
+    results = {"bpp": float(bpp)}
+    for name, (compute, metric_params) in list(self.metrics.items()):
+      try:
+        results[name] = float(jnp.mean(compute(metric_params, self.images, x_hat)))
+      except ValueError as e:  # e.g. crops smaller than the metric's minimum size
+        logging.warning("validation metric %s dropped: %s", name, e)
+        del self.metrics[name]
+    return results
+
+
+def _format_duration(seconds):
+  seconds = int(seconds)
+  hours, rest = divmod(seconds, 3600)
+  return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class Progress:
+  """Steps/s and ETA over the steps since the previous report (the first one compiles)."""
+
+  def __init__(self, first_step, total_steps):
+    self.total = total_steps
+    self._step, self._time = first_step, None
+
+  def report(self, step_count):
+    """(steps/s, ETA seconds); steps/s is NaN for the first report (it includes compilation)."""
+    now = time.time()
+    rate = math.nan if self._time is None else (step_count - self._step) / (now - self._time)
+    self._step, self._time = step_count, now
+    eta = (self.total - step_count) / rate if rate > 0 else math.nan
+    return rate, eta
+
+
+def _check_finite(history, last_saved):
+  """Raises DivergedError at the first step of `history` [(step, metrics)] with NaN/Inf."""
+  for step_count, metrics in history:
+    bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
+    if bad:
+      where = (f"the last good checkpoint is step {last_saved}" if last_saved is not None
+               else "no checkpoint was saved")
+      raise DivergedError(f"{' and '.join(bad)} became NaN/Inf at step {step_count}; stopped "
+                          f"({where})")
+
+
+def train_and_evaluate(config, workdir):
+  """Trains (or resumes) a run in `workdir`. Returns the final unreplicated TrainState."""
+  devices = jax.local_devices()
+  process_index, process_count = jax.process_index(), jax.process_count()
+  logging.info("process %d of %d, %d local devices (%s), global batch %d", process_index,
+               process_count, len(devices), devices[0].platform, config.batch_size)
+  if config.batch_size % (process_count * len(devices)):
+    raise UserError(f"batch_size {config.batch_size} is not divisible by {process_count} hosts x "
+                    f"{len(devices)} local devices")
+  source = input_pipeline.create_source(config.data, config.patch_size)
+  logging.info("training data: %d images in %s", len(source), source.name)
+
+  if config.dtype not in ("float32", "bfloat16"):
+    raise UserError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
+  model = build_model(config.arch, config.N, config.M, ste=config.ste,
+                      dtype=jnp.dtype(config.dtype))
+  tx, schedule = create_optimizer(config)
+  init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  state = step.create_state(model, init_key, image_size=INIT_IMAGE_SIZE, optimizer=tx)
+  distortion, distortion_params = create_distortion(config.distortion)
+
+  if process_index == 0:
+    checkpoint.write_config(workdir, config)
+  manager = checkpoint.create_manager(workdir, config.keep_checkpoints)
+  restored = checkpoint.restore(manager, state)
+  if restored is not None:
+    state, data_state = restored
+    logging.info("resuming from step %d in %s", int(state.step), workdir)
+  else:
+    data_state = {"next_example": 0, "seed": config.seed}
+    if config.get("init_required") and not config.init_from:
+      raise UserError("this config fine-tunes a trained model: set --config.init_from to its "
+                      "training workdir or exported model")
+    if config.init_from:
+      state = state.replace(params=load_init_params(config.init_from, state.params))
+      logging.info("initialized from %s", config.init_from)
+  first_step = int(state.step)
+  last_saved = first_step if restored is not None else None
+
+  stream = input_pipeline.CropStream(source, config.patch_size, data_state["seed"],
+                                     config.data.flip)
+  batches = input_pipeline.host_batches(stream, config.batch_size, data_state["next_example"],
+                                        process_index, process_count, len(devices))
+  evaluator = (Evaluator(config, model, source)
+               if config.eval.every_steps and process_index == 0 else None)
+  writer = None
+  if process_index == 0:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+
+    writer = tensorboardX.SummaryWriter(workdir)
+  p_step = step.make_pmap_step(distortion, tuple(devices))
+  r_state = step.replicate(state, devices)
+  r_distortion_params = step.replicate(distortion_params, devices)
+
+  progress = Progress(first_step, config.num_train_steps)
+  history = []  # (step, device metrics) since the last flush
+  total = config.num_train_steps
+
+  def due(every, step_count):
+    return every and step_count % every == 0
+
+  try:
+    with Preemption() as preemption:
+      for step_count in range(first_step + 1, total + 1):
+        firsts, images = next(batches)
+        r_state, metrics = p_step(r_state, images, noise_key, config.lmbda, r_distortion_params,
+                                  firsts)
+        data_state["next_example"] += config.batch_size
+        history.append((step_count, jax_utils.unreplicate(metrics)))
+        preempted = preemption.reached(step_count)
+        save_now = (due(config.checkpoint_every_steps, step_count) or step_count == total
+                    or preempted)
+        if due(config.log_every_steps, step_count) or save_now:
+          history = jax.device_get(history)
+          _check_finite(history, last_saved)
+          if due(config.log_every_steps, step_count) or step_count == total:
+            _log_train(writer, history, step_count, schedule(step_count - 1),
+                       progress.report(step_count), total, config.distortion)
+          history = []
+        if save_now:
+          checkpoint.save(manager, jax_utils.unreplicate(r_state), dict(data_state))
+          last_saved = step_count
+        if evaluator and (due(config.eval.every_steps, step_count) or step_count == total):
+          _log_eval(writer, evaluator(jax_utils.unreplicate(r_state).params), step_count)
+        if preempted:
+          logging.info("preemption signal: saved step %d and stopped", step_count)
+          break
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    batches.close()
+    if writer:
+      writer.close()
+  return jax_utils.unreplicate(r_state)
+
+
+def _log_train(writer, history, step_count, lr, rate_eta, total, distortion_name):
+  means = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}
+  means["psnr"] = float(10 * np.log10(1.0 / max(means["mse"], 1e-12)))
+  rate, eta = rate_eta
+  speed = "compiling" if math.isnan(rate) else f"{rate:.2f} steps/s, ETA {_format_duration(eta)}"
+  logging.info("step %d/%d: loss %.4f bpp %.4f %s %.4g psnr %.2f dB lr %.2g | %s", step_count,
+               total, means["loss"], means["bpp"], distortion_name, means["distortion"],
+               means["psnr"], lr, speed)
+  if writer:
+    for name, value in means.items():
+      writer.add_scalar(f"train/{name}", value, step_count)
+    writer.add_scalar("train/lr", float(lr), step_count)
+    if not math.isnan(rate):
+      writer.add_scalar("train/steps_per_s", rate, step_count)
+    writer.flush()
+
+
+def _log_eval(writer, results, step_count):
+  logging.info("step %d validation: %s", step_count,
+               " ".join(f"{k} {v:.4g}" for k, v in results.items()))
+  for name, value in results.items():
+    writer.add_scalar(f"eval/{name}", value, step_count)
+  writer.flush()
