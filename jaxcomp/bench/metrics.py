@@ -12,6 +12,9 @@ same in PyTorch: `loss.sum().backward()` w.r.t. the distorted image.
     gmsd     piq 0.8.0 gmsd(data_range=1)
     lpips    lpips 0.1.4 LPIPS(net='vgg')
     dists    DISTS_pytorch 0.1 DISTS()
+    fsim     piq 0.8.0 fsim(chromatic=True)                    (loss 1 - FSIMc)
+    vsi      piq 0.8.0 vsi                                     (loss 1 - VSI)
+    nlpd     pyiqa nlpd_arch.NLPD
 
 The references' VGG16 holds random weights when torchvision has none (times do not depend on
 the values). `speedup` = reference time / JAX time. With --json the last stdout line is
@@ -23,7 +26,7 @@ import json
 import statistics
 import time
 
-DEFAULT_METRICS = ("mse", "ssim", "ms_ssim", "gmsd", "lpips", "dists")
+DEFAULT_METRICS = ("mse", "ssim", "ms_ssim", "gmsd", "lpips", "dists", "fsim", "vsi", "nlpd")
 
 
 def add_arguments(parser):
@@ -90,6 +93,18 @@ def _reference_loss(name):
       model = DISTS(load_weights=False).eval()
       return ((lambda x, y: model(x, y, require_grad=True)),
               f"DISTS_pytorch {_version('dists-pytorch')}")
+    if name in ("fsim", "fsim_gray", "vsi"):
+      import piq  # pylint: disable=g-import-not-at-top
+      if name == "vsi":
+        return ((lambda x, y: 1 - piq.vsi(x, y, data_range=1.0, reduction="none")),
+                f"piq {piq.__version__}")
+      chromatic = name == "fsim"
+      return ((lambda x, y: 1 - piq.fsim(x, y, data_range=1.0, chromatic=chromatic,
+                                         reduction="none")), f"piq {piq.__version__}")
+    if name == "nlpd":
+      from pyiqa.archs.nlpd_arch import NLPD  # pylint: disable=g-import-not-at-top
+      model = NLPD()
+      return (lambda x, y: model(x, y)), f"pyiqa {_version('pyiqa')} (nlpd_arch)"
   except Exception:  # pylint: disable=broad-except  (any import/construction failure: no reference)
     return None
   return None

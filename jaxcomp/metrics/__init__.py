@@ -1,6 +1,7 @@
 """Image-quality metrics as JAX functions and training losses.
 
-One module per metric (psnr: mse/psnr, ssim: ssim/ms_ssim, gmsd, lpips, dists), the Flax VGG16
+One module per metric (psnr: mse/psnr, ssim: ssim/ms_ssim, gmsd, lpips, dists, fsim: FSIM/FSIMc,
+vsi, nlpd; _zhang holds what FSIM and VSI share), the Flax VGG16
 backbone (vgg16), pretrained weights (weights), and `registry`: name -> `Metric` with the value
 and the training distortion. Every metric takes NHWC float images in [0, 1] (RGB) and returns
 one value per image, shape [B]. Import the modules you need; this package imports nothing

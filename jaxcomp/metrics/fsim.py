@@ -132,7 +132,8 @@ def _kth_smallest(v, k):
 
 
 def _select(v, value):
-  """`value` [...] as a differentiable function of v [..., n]: the mean of the entries equal to it."""
+  """`value` [...] as a differentiable function of v [..., n]: the mean of the entries equal
+  to it."""
   hit = v == value[..., None]
   return jnp.sum(jnp.where(hit, v, 0.0), axis=-1) / jnp.sum(hit, axis=-1)
 

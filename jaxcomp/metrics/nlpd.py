@@ -30,7 +30,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxcomp.metrics import common
 from jaxcomp.metrics import registry

@@ -5,7 +5,8 @@ L, M, N the opponent channels L = .06R + .63G + .27B, M = .30R + .04G - .35B,
 N = .34R - .60G + .17B:
 
     F     = max(1, round(min(H, W) / 256));  VS, L, M, N <- F x F average, every F-th pixel
-    S     = S(VS_x, VS_y, 1.27) * S(G_x, G_y, 386)^0.4 * real((S(M_x, M_y, 130) S(N_x, N_y, 130))^0.02)
+    S     = S(VS_x, VS_y, 1.27) * S(G_x, G_y, 386)^0.4 * real((S_M S_N)^0.02)
+            S_M = S(M_x, M_y, 130),  S_N = S(N_x, N_y, 130),
             S(a, b, C) = (2ab + C) / (a^2 + b^2 + C),  G = Scharr gradient magnitude of L
     VSI   = (sum(S * VS_m) + eps) / (sum(VS_m) + eps),    VS_m = max(VS_x, VS_y)
 
