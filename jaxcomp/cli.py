@@ -16,8 +16,12 @@ from jaxcomp.errors import UserError
 # Modules that define commands, in the order `jaxcomp --help` lists them.
 COMMAND_MODULES = (
     "jaxcomp.codec.cli",
+    "jaxcomp.coding.cli",
     "jaxcomp.bench.cli",
     "jaxcomp.metrics.cli",
+    "jaxcomp.evaluate.cli",
+    "jaxcomp.train.cli",
+    "jaxcomp.study.cli",
 )
 
 

@@ -24,8 +24,8 @@ def register(subparsers):
       "metric", help="image-quality metrics of a reference/distorted image pair",
       description="Computes image-quality metrics of DIST against REF (8-bit RGB images).")
   p.add_argument("--metric", required=True,
-                 help="comma-separated metric names, e.g. psnr,ssim,ms_ssim,gmsd,lpips,dists,mse,fsim,fsim_gray,vsi,nlpd "
-                      "(an unknown name lists them all)")
+                 help="comma-separated metric names, e.g. psnr,ssim,ms_ssim,gmsd,lpips,dists,mse,"
+                      "fsim,fsim_gray,vsi,nlpd (an unknown name lists them all)")
   p.add_argument("ref", metavar="REF", help="reference image (PNG/JPEG)")
   p.add_argument("dist", metavar="DIST", help="distorted image, same size")
   p.add_argument("--json", action="store_true", help="print a JSON object as the last line")

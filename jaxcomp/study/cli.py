@@ -1,0 +1,206 @@
+"""`jaxcomp study prepare | serve | analyze | simulate`: the pairwise-comparison study."""
+
+import csv
+import json
+import os
+import secrets
+import sys
+
+from jaxcomp.errors import UserError
+
+
+def register(subparsers):
+  parser = subparsers.add_parser(
+      "study", help="pairwise-comparison subjective study: prepare, serve, analyze, simulate",
+      description="Pairwise-comparison subjective study (PCS 2022 protocol).")
+  sub = parser.add_subparsers(dest="study_command", metavar="<step>",
+                              parser_class=type(parser))
+  sub.required = True
+
+  p = sub.add_parser("prepare", help="stimuli at matched bit rates, golden pairs, manifest")
+  p.add_argument("--images", required=True, help="folder of source images")
+  p.add_argument("--model", action="append", default=[], metavar="NAME=DIR[,DIR...]",
+                 help="a jaxcomp codec: its exported model directories (rate points); repeatable")
+  p.add_argument("--anchors", default="jpeg-420",
+                 help="classical anchors, comma-separated ('' for none; default jpeg-420)")
+  p.add_argument("--rates", default="low=0.25,medium=0.5,high=1.0", metavar="LABEL=BPP,...",
+                 help="target bit rates (default low=0.25,medium=0.5,high=1.0)")
+  p.add_argument("--crop", default="512x512", metavar="WxH", help="stimulus size (centre crop)")
+  p.add_argument("--out", required=True, help="study folder to write")
+  p.add_argument("--design", default="adjacent", choices=("adjacent", "full", "random"))
+  p.add_argument("--trials-per-subject", type=int, default=40)
+  p.add_argument("--golden-every", type=int, default=10,
+                 help="one golden unit after every N main trials (0: none)")
+  p.add_argument("--golden-quality", type=int, default=5, help="JPEG quality of golden units")
+  p.add_argument("--min-screen", default="1920x1080", metavar="WxH",
+                 help="smallest screen in physical pixels (default 1920x1080)")
+  p.add_argument("--show-reference", action="store_true", help="show the original above the pair")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--title", default="Image quality study")
+  p.set_defaults(func=run_prepare)
+
+  p = sub.add_parser("serve", help="web app for subjects, votes in a database")
+  p.add_argument("--study", required=True, help="study folder (or its study.json)")
+  p.add_argument("--db", default=None,
+                 help="SQLAlchemy URL (default sqlite:///<study>/votes.db; "
+                      "postgresql+psycopg://user:pw@host/db for PostgreSQL)")
+  p.add_argument("--host", default="127.0.0.1")
+  p.add_argument("--port", type=int, default=8000)
+  p.add_argument("--token", default=None,
+                 help="experimenter token (default $JAXCOMP_STUDY_TOKEN, else a random one, "
+                      "printed)")
+  p.set_defaults(func=run_serve)
+
+  p = sub.add_parser("analyze", help="screen subjects, preference matrices, scales, plots")
+  p.add_argument("votes", help="export from serve (.json) or a pwcmp long-format .csv")
+  p.add_argument("--out", required=True, help="folder for analysis.json, rejections.csv, plots")
+  p.add_argument("--min-zeta", type=float, default=0.5)
+  p.add_argument("--max-triad-rate", type=float, default=0.25)
+  p.add_argument("--min-triples", type=int, default=5)
+  p.add_argument("--max-golden-failures", type=int, default=0)
+  p.add_argument("--min-response-ms", type=float, default=300.0)
+  p.add_argument("--max-fast-share", type=float, default=0.2)
+  p.add_argument("--bt-alpha", type=float, default=0.01)
+  p.add_argument("--prior-sd", type=float, default=10.0, help="Thurstone prior SD in JOD")
+  p.add_argument("--bootstrap", type=int, default=200)
+  p.add_argument("--reference-condition", default=None, help="condition at 0 JOD")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--no-plots", action="store_true")
+  p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
+  p.set_defaults(func=run_analyze)
+
+  p = sub.add_parser("simulate", help="rank accuracy of the designs against comparisons spent")
+  p.add_argument("--conditions", type=int, default=8)
+  p.add_argument("--observers", type=int, default=40)
+  p.add_argument("--spread", type=float, default=4.0, help="range of true scores")
+  p.add_argument("--noise", type=float, default=1.0)
+  p.add_argument("--random-share", type=float, default=0.1)
+  p.add_argument("--model", default="thurstone", choices=("thurstone", "bradley-terry"))
+  p.add_argument("--runs", type=int, default=20)
+  p.add_argument("--target", type=float, default=0.9, help="Kendall tau to reach")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default=None, help="write the full report JSON here")
+  p.set_defaults(func=run_simulate)
+
+
+def _size(text, flag):
+  try:
+    width, height = (int(v) for v in text.lower().split("x"))
+  except ValueError:
+    raise UserError(f"{flag}: expected WxH, got {text!r}") from None
+  if width <= 0 or height <= 0:
+    raise UserError(f"{flag}: sizes must be positive")
+  return width, height
+
+
+def _rates(text):
+  rates = []
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    label, _, value = item.partition("=")
+    try:
+      rates.append((label, float(value)))
+    except ValueError:
+      raise UserError(f"--rates: expected LABEL=BPP, got {item!r}") from None
+    if not label or rates[-1][1] <= 0 or "@" in label:
+      raise UserError(f"--rates: bad entry {item!r}")
+  if not rates:
+    raise UserError("--rates: give at least one target")
+  return rates
+
+
+def run_prepare(args):
+  from jaxcomp.evaluate import anchors, rd_eval  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import prepare  # pylint: disable=g-import-not-at-top
+
+  codecs = []
+  for spec in args.model:
+    name, _, dirs = spec.partition("=")
+    if not name or not dirs:
+      raise UserError(f"--model: expected NAME=DIR[,DIR...], got {spec!r}")
+    codecs.append(rd_eval.model_codec([d for d in dirs.split(",") if d], name))
+  anchor_list = anchors.resolve(args.anchors) if args.anchors.strip() else []
+  if args.trials_per_subject < 1 or args.golden_every < 0:
+    raise UserError("--trials-per-subject must be >= 1 and --golden-every >= 0")
+  settings = {"design": args.design, "trials_per_subject": args.trials_per_subject,
+              "golden_every": args.golden_every, "seed": args.seed,
+              "golden_quality": args.golden_quality,
+              "min_screen": _size(args.min_screen, "--min-screen"),
+              "show_reference": args.show_reference, "title": args.title}
+  study = prepare.prepare(rd_eval.list_images(args.images), codecs, anchor_list,
+                          _rates(args.rates), args.out, _size(args.crop, "--crop"), settings)
+  print(f"wrote {args.out}: {len(study['scenes'])} scenes, {len(study['golden'])} golden units, "
+        f"{len(study['training'])} training units")
+  return 0
+
+
+def run_serve(args):
+  from jaxcomp.study import db, manifest, server  # pylint: disable=g-import-not-at-top
+
+  study, folder = manifest.load(args.study)
+  url = args.db or f"sqlite:///{os.path.join(folder, 'votes.db')}"
+  token = args.token or os.environ.get("JAXCOMP_STUDY_TOKEN")
+  if not token:
+    token = secrets.token_urlsafe(16)
+    print(f"experimenter token: {token}", flush=True)
+  app = server.create_app(study, folder, db.connect(url), token)
+  print(f"serving {study.get('title')} on http://{args.host}:{args.port}/ (votes in {url})",
+        flush=True)
+  app.run(host=args.host, port=args.port, threaded=True)
+  return 0
+
+
+def run_analyze(args):
+  from jaxcomp.fileio import atomic_path  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import analysis, plots, votes  # pylint: disable=g-import-not-at-top
+
+  all_votes = votes.read(args.votes)
+  if not all_votes:
+    raise UserError(f"{args.votes}: no votes")
+  thresholds = analysis.Thresholds(
+      min_zeta=args.min_zeta, max_triad_rate=args.max_triad_rate, min_triples=args.min_triples,
+      max_golden_failures=args.max_golden_failures, min_response_ms=args.min_response_ms,
+      max_fast_share=args.max_fast_share)
+  options = analysis.Options(bt_alpha=args.bt_alpha, prior_sd=args.prior_sd,
+                             bootstrap=args.bootstrap, seed=args.seed,
+                             reference=args.reference_condition)
+  report = analysis.analyze(all_votes, thresholds, options)
+  for entry in report["rejections"]:
+    sys.stderr.write(f"{entry['action']}: {entry['observer']}: {entry['reason']}\n")
+  with atomic_path(args.out) as folder:
+    os.makedirs(folder)
+    with open(os.path.join(folder, "analysis.json"), "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=1)
+    with open(os.path.join(folder, "rejections.csv"), "w", newline="", encoding="utf-8") as f:
+      writer = csv.DictWriter(f, fieldnames=["observer", "action", "reason"])
+      writer.writeheader()
+      writer.writerows(report["rejections"])
+    if not args.no_plots:
+      plots.write_all(report, os.path.join(folder, "plots"))
+  summary = {"subjects": len(report["subjects"]), "kept": len(report["kept_subjects"]),
+             "scenes": len(report["scenes"]), "out": args.out}
+  print(json.dumps(summary) if args.json else
+        f"{summary['kept']} of {summary['subjects']} subjects kept, {summary['scenes']} scenes "
+        f"scaled; wrote {args.out}")
+  return 0
+
+
+def run_simulate(args):
+  from jaxcomp.study import simulate  # pylint: disable=g-import-not-at-top
+
+  if args.conditions < 3 or args.observers < 1 or args.runs < 1:
+    raise UserError("need --conditions >= 3, --observers >= 1, --runs >= 1")
+  settings = simulate.Settings(conditions=args.conditions, observers=args.observers,
+                               spread=args.spread, noise=args.noise,
+                               random_share=args.random_share, model=args.model, runs=args.runs,
+                               seed=args.seed)
+  report = simulate.compare(settings, target=args.target)
+  for design in ("full", "random", "adjacent"):
+    needed = report[design]["comparisons_needed"]
+    print(f"{design:9s} comparisons to reach Kendall tau {args.target:g}: "
+          f"{needed if needed is not None else 'not reached'}; tau at the end "
+          f"{report[design]['accuracy'][-1]:.3f}")
+  if args.out:
+    with open(args.out, "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=1)
+  print(json.dumps({d: report[d]["comparisons_needed"] for d in ("full", "random", "adjacent")}))
+  return 0

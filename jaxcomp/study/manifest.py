@@ -1,0 +1,67 @@
+"""The study manifest (`study.json`, written by `jaxcomp study prepare`, read by `serve`).
+
+    {"format": "jaxcomp-study", "version": 1, "title": str,
+     "stimulus_size": [W, H],                       every stimulus is W x H pixels
+     "display": {"min_screen": [W, H]},             physical pixels (screen size x devicePixelRatio)
+     "design": {"name": "adjacent" | "full" | "random", "trials_per_subject": int,
+                "golden_every": int, "seed": int},
+     "show_reference": bool,                         show the original above the pair
+     "scenes": [{"id": "<image>@<rate>", "image": str, "rate": str, "target_bpp": float,
+                 "reference": file, "conditions": {condition: file}}],
+     "golden": [unit], "training": [unit]}
+
+A unit is one fixed pair with a right answer: {"scene", "reference", "conditions": {c1: file,
+c2: file}, "expected": c1 or c2}. Files are relative to the manifest's folder, lossless PNG.
+"""
+
+import json
+import os
+
+from jaxcomp.errors import UserError
+from jaxcomp.study import designs
+
+FORMAT = "jaxcomp-study"
+VERSION = 1
+FILE = "study.json"
+
+
+def load(path):
+  """(manifest dict, folder) from a manifest file or the folder holding study.json; validated."""
+  if os.path.isdir(path):
+    path = os.path.join(path, FILE)
+  with open(path, encoding="utf-8") as f:
+    try:
+      study = json.load(f)
+    except ValueError as e:
+      raise UserError(f"{path}: not JSON ({e})") from None
+  folder = os.path.dirname(os.path.abspath(path))
+  _validate(study, folder, path)
+  return study, folder
+
+
+def _validate(study, folder, path):
+  if not isinstance(study, dict) or study.get("format") != FORMAT:
+    raise UserError(f"{path}: not a {FORMAT} manifest")
+  design = study.get("design", {})
+  if design.get("name") not in designs.DESIGNS:
+    raise UserError(f"{path}: design.name must be one of {', '.join(designs.DESIGNS)}")
+  if not study.get("scenes"):
+    raise UserError(f"{path}: no scenes")
+  files = []
+  for scene in study["scenes"]:
+    if len(scene.get("conditions", {})) < 2:
+      raise UserError(f"{path}: scene {scene.get('id')} has fewer than 2 conditions")
+    files += list(scene["conditions"].values()) + [scene["reference"]]
+  for unit in study.get("golden", []) + study.get("training", []):
+    if len(unit.get("conditions", {})) != 2 or unit.get("expected") not in unit["conditions"]:
+      raise UserError(f"{path}: unit {unit.get('scene')} needs 2 conditions and an expected one")
+    files += list(unit["conditions"].values()) + [unit["reference"]]
+  missing = [f for f in files if not os.path.isfile(os.path.join(folder, f))]
+  if missing:
+    raise UserError(f"{path}: {len(missing)} stimulus files missing, e.g. {missing[0]}")
+
+
+def write(study, folder):
+  """Writes `study` as folder/study.json."""
+  with open(os.path.join(folder, FILE), "w", encoding="utf-8") as f:
+    json.dump(study, f, indent=1)

@@ -1,0 +1,139 @@
+"""Which pair a subject sees next: training, then main trials with golden units interleaved.
+
+Order for one subject: every training unit of the manifest; then `trials_per_subject` main
+trials, with one golden unit after every `golden_every` main trials (while unused ones remain).
+Main trials cycle through the scenes in a per-subject random order; within a scene the design
+picks a pair this subject has not judged yet:
+  full / random: the next pair of the subject's own seeded permutation of all pairs (full uses
+    one permutation for everybody, random one per subject);
+  adjacent: among the unjudged pairs nearest in the scene's current group ranking
+    (Bradley-Terry on all main votes so far), the one compared least often by the group.
+The screen side of each condition is drawn per trial. Everything is seeded by the design seed and
+the subject id, so a replayed study assigns the same trials.
+"""
+
+import hashlib
+import time
+
+import numpy as np
+import sqlalchemy as sa
+
+from jaxcomp.study import db, designs, scaling
+
+ADJACENT_ALPHA = 0.1
+
+
+def subject_seed(subject_id):
+  """A 31-bit integer from the subject id."""
+  return int.from_bytes(hashlib.sha256(subject_id.encode()).digest()[:4], "big") >> 1
+
+
+def trials_of(conn, subject_id):
+  """The subject's trials in order, each a dict with 'voted' (bool)."""
+  voted = sa.select(db.votes.c.trial_id).where(db.votes.c.subject_id == subject_id)
+  rows = conn.execute(sa.select(db.trials).where(db.trials.c.subject_id == subject_id)
+                      .order_by(db.trials.c.position)).mappings().all()
+  voted_ids = {r[0] for r in conn.execute(voted)}
+  return [{**r, "voted": r["id"] in voted_ids} for r in rows]
+
+
+def total_trials(study):
+  """Trials a subject sees at most (training + main + golden)."""
+  design = study["design"]
+  main = design["trials_per_subject"]
+  every = design.get("golden_every", 0)
+  golden = min(len(study.get("golden", [])), main // every) if every else 0
+  return len(study.get("training", [])) + main + golden
+
+
+def finished(conn, study, subject_id, existing):
+  """Whether the subject voted on every assigned trial and no further trial is due."""
+  return all(t["voted"] for t in existing) and _plan(conn, study, subject_id, existing) is None
+
+
+def next_trial(conn, study, subject_id):
+  """The subject's pending trial (assigning a new one if none is pending), or None when done."""
+  existing = trials_of(conn, subject_id)
+  pending = [t for t in existing if not t["voted"]]
+  if pending:
+    return pending[0]
+  plan = _plan(conn, study, subject_id, existing)
+  if plan is None:
+    return None
+  kind, scene, pair, expected = plan
+  position = len(existing)
+  seed = study["design"].get("seed", 0)
+  rng = np.random.default_rng([seed, subject_seed(subject_id), position])
+  a, b = sorted(pair)
+  row = {"subject_id": subject_id, "position": position, "kind": kind, "scene": scene,
+         "condition_a": a, "condition_b": b, "left": pair[int(rng.integers(2))],
+         "expected": expected, "served": time.time()}
+  row["id"] = conn.execute(db.trials.insert().values(**row)).inserted_primary_key[0]
+  return {**row, "voted": False}
+
+
+def _plan(conn, study, subject_id, existing):
+  """(kind, scene, (c1, c2), expected) of the next trial, or None."""
+  training = study.get("training", [])
+  if len(existing) < len(training):
+    return _unit("training", training[len(existing)])
+  design = study["design"]
+  main = [t for t in existing if t["kind"] == "main"]
+  golden_done = sum(t["kind"] == "golden" for t in existing)
+  every = design.get("golden_every", 0)
+  golden = study.get("golden", [])
+  if (every and main and len(main) % every == 0 and golden_done < len(main) // every
+      and golden_done < len(golden)):
+    return _unit("golden", golden[golden_done])
+  if len(main) >= design["trials_per_subject"]:
+    return None
+  judged = {(t["scene"], t["condition_a"], t["condition_b"]) for t in existing}
+  scenes = study["scenes"]
+  order = np.random.default_rng([design.get("seed", 0), subject_seed(subject_id)]).permutation(
+      len(scenes))
+  for step in range(len(scenes)):
+    scene = scenes[order[(len(main) + step) % len(scenes)]]
+    pair = _pick(conn, design, scene, subject_id, judged)
+    if pair is not None:
+      return "main", scene["id"], pair, None
+  return None
+
+
+def _unit(kind, unit):
+  return kind, unit["scene"], tuple(unit["conditions"]), unit["expected"]
+
+
+def _pick(conn, design, scene, subject_id, judged):
+  """A pair of `scene` unjudged by the subject, by the design; None if all are judged."""
+  names = sorted(scene["conditions"])
+  done = {tuple(sorted((names.index(a), names.index(b))))
+          for s, a, b in judged if s == scene["id"]}
+  seed = design.get("seed", 0)
+  if design["name"] in ("full", "random"):
+    if design["name"] == "full":
+      order = designs.full(len(names), seed)
+    else:
+      order = designs.full(len(names), [seed, subject_seed(subject_id)])
+    left = [p for p in order if p not in done]
+    return (names[left[0][0]], names[left[0][1]]) if left else None
+  counts = _group_counts(conn, scene["id"], names)
+  scores = scaling.bradley_terry(counts, alpha=ADJACENT_ALPHA, tol=1e-6)
+  candidates = designs.adjacent_round(scores, done, seed)
+  if not candidates:
+    return None
+  games = counts + counts.T
+  i, j = min(candidates, key=lambda p: (designs.rank_distance(scores, p, seed), games[p]))
+  return names[i], names[j]
+
+
+def _group_counts(conn, scene_id, names):
+  """[C, C] wins among all subjects' main votes in the scene."""
+  index = {c: k for k, c in enumerate(names)}
+  query = (sa.select(db.votes.c.chosen, db.votes.c.condition_a, db.votes.c.condition_b)
+           .join(db.trials, db.trials.c.id == db.votes.c.trial_id)
+           .where(db.trials.c.kind == "main", db.votes.c.scene == scene_id))
+  counts = np.zeros((len(names), len(names)))
+  for chosen, a, b in conn.execute(query):
+    loser = b if chosen == a else a
+    counts[index[chosen], index[loser]] += 1
+  return counts
