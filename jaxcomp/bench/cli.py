@@ -10,6 +10,9 @@ BENCHMARKS = {
     "upsample": ("jaxcomp.bench.upsample", "fast up-sampling conv vs lax.conv_transpose vs PyTorch"),
     "metrics": ("jaxcomp.bench.metrics", "fwd+bwd time of each metric loss vs its PyTorch reference"),
     "codec": ("jaxcomp.bench.codec", "compress/decompress and entropy-coder time vs CompressAI"),
+    "precision": ("jaxcomp.bench.precision", "bfloat16 vs float32 transforms: rate, PSNR, time"),
+    "all": ("jaxcomp.bench.all", "every benchmark at fixed shapes -> one results JSON"),
+    "report": ("jaxcomp.bench.report", "merge results JSONs into a markdown table (+ charts)"),
 }
 
 

@@ -72,6 +72,8 @@ def run(args):
   summary = {"benchmark": "upsample", "batch": b, "size": s, "channels": c,
              "machine": timing.machine(),
              **{f"{name}_s": r["median_s"] for name, r in results.items()},
+             **{f"{name}_{end}_s": r[f"{end}_s"] for name, r in results.items()
+                for end in ("min", "max")},
              **{f"{name}_vs_phase": r["median_s"] / base for name, r in results.items()}}
   if args.json:
     timing.emit_json(summary)

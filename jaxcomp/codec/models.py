@@ -13,9 +13,16 @@ Images are NHWC float in [0, 1]. Any size is accepted: the model pads to a multi
 
 `variables` has two collections: 'params' (trained) and 'quantiles' ([N, 3] per-channel
 lower tail / median / upper tail of the z density, used for rounding; `refit_quantiles`).
+
+Mixed precision: `dtype=jnp.bfloat16` runs the four transforms (their convolutions and GDNs) in
+bfloat16 on float32 parameters, each transform's input cast down and its output cast back to
+float32; the noise, rounding, entropy bottleneck and Gaussian conditional stay float32, so the
+likelihoods (the rate) are float32 functions of bfloat16-computed latents. Exported models code in
+float32 (the entropy coder's determinism depends on it).
 """
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -42,12 +49,15 @@ class Hyperprior(nn.Module):
     mean_scale: predict means as well as scales (mbt2018-mean).
     ste: in training, feed g_s straight-through-rounded y (round(y - mu) + mu) instead of the
       noisy y; the rate always uses the noisy y.
+    dtype: compute dtype of the transforms g_a, h_a, h_s, g_s (float32 or bfloat16); their
+      outputs, and everything else, are float32.
   """
 
   N: int = 128
   M: int = 192
   mean_scale: bool = False
   ste: bool = False
+  dtype: Any = jnp.float32
 
   def setup(self):
     self.g_a = AnalysisTransform(self.N, self.M)
@@ -58,19 +68,23 @@ class Hyperprior(nn.Module):
 
   def analysis(self, x):
     """x [B, H, W, 3] (multiples of 64) -> (y [B, H/16, W/16, M], z [B, H/64, W/64, N])."""
-    y = self.g_a(x)
-    return y, self.h_a(y)
+    y = self._float32(self.g_a(x.astype(self.dtype)))
+    return y, self._float32(self.h_a(y.astype(self.dtype)))
 
   def hyper_synthesis(self, z_hat):
     """z_hat [B, h, w, N] -> (scales [B, 4h, 4w, M], means or None)."""
-    params = self.h_s(z_hat)
+    params = self._float32(self.h_s(z_hat.astype(self.dtype)))
     if self.mean_scale:
       return params[..., :self.M], params[..., self.M:]
     return params, None
 
   def synthesis(self, y_hat):
     """y_hat [B, h, w, M] -> x_hat [B, 16h, 16w, 3] (not clipped)."""
-    return self.g_s(y_hat)
+    return self._float32(self.g_s(y_hat.astype(self.dtype)))
+
+  @staticmethod
+  def _float32(x):
+    return x.astype(jnp.float32)
 
   def __call__(self, x, training):
     x_padded, pads = padding.pad(x, DOWNSAMPLING)
@@ -111,14 +125,17 @@ MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
                8: 0.1800}
 
 
-def build(arch, N=None, M=None, quality=None, ste=False):
-  """Hyperprior module for an architecture name, from (N, M) or a CompressAI quality."""
+def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32):
+  """Hyperprior module for an architecture name, from (N, M) or a CompressAI quality.
+
+  `dtype` is the transforms' compute dtype (`Hyperprior.dtype`).
+  """
   if arch not in ARCHS:
     raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
   spec = ARCHS[arch]
   if N is None or M is None:
     N, M = spec.channels[quality or 1]
-  return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste)
+  return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste, dtype=dtype)
 
 
 def init(model, key, image_size=(64, 64)):
