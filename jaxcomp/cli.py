@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "jaxcomp.evaluate.cli",
     "jaxcomp.train.cli",
     "jaxcomp.study.cli",
+    "jaxcomp.perceptual.cli",
 )
 
 
