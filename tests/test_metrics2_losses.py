@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import loss_images
+
 from jaxcomp import cli
 from jaxcomp.metrics import _zhang
 from jaxcomp.metrics import fsim
@@ -30,20 +32,7 @@ LOSSES = {
 TRACES = {name: [] for name in LOSSES}
 
 
-def _images(kind, h, w, seed=0):
-  rng = np.random.RandomState(seed)
-  y = rng.rand(2, h, w, 3).astype(np.float32)
-  if kind == "identical":
-    return y.copy(), y
-  if kind == "flat":
-    return np.full_like(y, 0.5), np.full_like(y, 0.25)
-  if kind == "flat_identical":
-    return np.full_like(y, 0.5), np.full_like(y, 0.5)
-  if kind == "black":
-    return np.zeros_like(y), np.zeros_like(y)
-  if kind == "swapped":
-    return np.ascontiguousarray(y[..., ::-1]), y
-  return rng.rand(*y.shape).astype(np.float32), y
+_images = loss_images.image_pair
 
 
 def _grad_fn(name, _cache={}):  # pylint: disable=dangerous-default-value

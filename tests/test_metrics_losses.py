@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import loss_images
+
 from jaxcomp.metrics import dists
 from jaxcomp.metrics import gmsd
 from jaxcomp.metrics import lpips
@@ -41,18 +43,7 @@ LOSSES = {
 }
 
 
-def _images(kind, h, w, seed=0):
-  rng = np.random.RandomState(seed)
-  y = rng.rand(2, h, w, 3).astype(np.float32)
-  if kind == "identical":
-    return y.copy(), y
-  if kind == "flat":
-    return np.full_like(y, 0.5), np.full_like(y, 0.25)
-  if kind == "flat_identical":
-    return np.full_like(y, 0.5), np.full_like(y, 0.5)
-  if kind == "black":
-    return np.zeros_like(y), np.zeros_like(y)
-  return rng.rand(*y.shape).astype(np.float32), y
+_images = loss_images.image_pair
 
 
 TRACES = {name: [] for name in LOSSES}

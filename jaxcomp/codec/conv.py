@@ -132,6 +132,14 @@ def _torch_like_init(fan_in_axes):
   return init
 
 
+def _kernel_and_bias(module, c_in, fan_in_axes):
+  """The `kernel` [k, k, c_in, features] and `bias` [features] parameters of a conv module."""
+  k = module.kernel_size
+  kernel = module.param("kernel", _torch_like_init(fan_in_axes), (k, k, c_in, module.features))
+  bias = module.param("bias", _torch_like_init((0,)), (module.features,))
+  return kernel, bias
+
+
 class Conv(nn.Module):
   """Conv2d(k, stride, padding=k//2) with bias. [B, H, W, C_in] -> [B, H/s, W/s, features]."""
 
@@ -141,9 +149,7 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    k = self.kernel_size
-    kernel = self.param("kernel", _torch_like_init((0, 1, 2)), (k, k, x.shape[-1], self.features))
-    bias = self.param("bias", _torch_like_init((0,)), (self.features,))
+    kernel, bias = _kernel_and_bias(self, x.shape[-1], (0, 1, 2))
     return conv2d(x, kernel, self.stride) + bias.astype(x.dtype)
 
 
@@ -159,8 +165,6 @@ class UpConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    k = self.kernel_size
     # PyTorch computes ConvTranspose2d's fan-in from weight.size(1) * k * k = C_out * k * k.
-    kernel = self.param("kernel", _torch_like_init((0, 1, 3)), (k, k, x.shape[-1], self.features))
-    bias = self.param("bias", _torch_like_init((0,)), (self.features,))
+    kernel, bias = _kernel_and_bias(self, x.shape[-1], (0, 1, 3))
     return upconv2d(x, kernel, self.stride) + bias.astype(x.dtype)
