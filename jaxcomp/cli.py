@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "jaxcomp.train.cli",
     "jaxcomp.study.cli",
     "jaxcomp.perceptual.cli",
+    "jaxcomp.saliency.cli",
 )
 
 

@@ -110,6 +110,12 @@ def test_channel_stats_reproduce_lpips():
   v01 = heads.lpips_heads()
   d = heads.distance_from_stats(heads.channel_stats(_vgg(), x, y), v01)
   np.testing.assert_allclose(d, lpips.lpips(x, y, {"vgg": _vgg(), "lin": v01}), rtol=1e-5)
+  x1 = split.p1.astype(np.float32) / 255
+  stats0, stats1 = heads.triplet_stats(_vgg(), y, x, x1)  # one VGG16 pass for both pairs
+  for got, want in ((stats0, heads.channel_stats(_vgg(), x, y)),
+                    (stats1, heads.channel_stats(_vgg(), x1, y))):
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
 
 
 @NEEDS_WEIGHTS

@@ -1,4 +1,5 @@
-"""End to end in headless Chromium: consent, training, votes, a reload, a too-small window.
+"""End to end in headless Chromium: consent, training, votes, a reload, a too-small window;
+and a 2AFC session (the original between the two pictures).
 
 Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; skips with the reason
 when any is missing. The server runs in a thread on 127.0.0.1 (a free port) and stops at the end.
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from jaxcomp.study import db, manifest, server
+from test_study_2afc import make_2afc_study
 from test_study_server import TOKEN, make_study
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -32,18 +34,36 @@ from selenium.webdriver.support.ui import WebDriverWait
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
-@pytest.fixture
-def live(tmp_path):
-  folder = make_study(str(tmp_path / "study"), trials=4, golden_every=2)
+def _serve(folder, tmp_path):
+  """(URL, engine, stop) of the study in `folder` served from a thread."""
   study, folder = manifest.load(folder)
   engine = db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
   httpd = make_server("127.0.0.1", 0, server.create_app(study, folder, engine, TOKEN),
                       threaded=True)
   thread = threading.Thread(target=httpd.serve_forever, daemon=True)
   thread.start()
-  yield f"http://127.0.0.1:{httpd.server_port}", engine
-  httpd.shutdown()
-  thread.join(timeout=10)
+
+  def stop():
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+  return f"http://127.0.0.1:{httpd.server_port}", engine, stop
+
+
+@pytest.fixture
+def live(tmp_path):
+  url, engine, stop = _serve(make_study(str(tmp_path / "study"), trials=4, golden_every=2),
+                             tmp_path)
+  yield url, engine
+  stop()
+
+
+@pytest.fixture
+def live_2afc(tmp_path):
+  _, folder = make_2afc_study(tmp_path, count=3)
+  url, engine, stop = _serve(folder, tmp_path)
+  yield url, engine
+  stop()
 
 
 def _browser(width, height, screen=(1920, 1080)):
@@ -155,5 +175,42 @@ def test_too_small_display_is_not_admitted(live, window, screen, expected):
     reason = _visible(driver, "refused-reason").text
     assert "too small" in reason and expected in reason, reason
     assert _count(engine, db.subjects) == 0 and _count(engine, db.votes) == 0
+  finally:
+    driver.quit()
+
+
+def test_2afc_session_in_chromium(live_2afc):
+  url, engine = live_2afc
+  driver = _browser(1280, 900)
+  try:
+    driver.get(url)
+    assert "closer to the original" in _visible(driver, "consent").text
+    driver.find_element(By.ID, "consent-box").click()
+    driver.find_element(By.ID, "start").click()
+    _ready_trial(driver)
+    assert "closer to the original" in _visible(driver, "phase").text
+    # The original sits between the two pictures, all three at 1:1 on one row.
+    boxes = driver.execute_script(
+        "return ['left', 'reference', 'right'].map((id) => {"
+        "  const i = document.getElementById(id), r = i.getBoundingClientRect();"
+        "  return [r.left, r.top, r.width * devicePixelRatio, i.naturalWidth]; });")
+    assert boxes[0][0] < boxes[1][0] < boxes[2][0] and len({b[1] for b in boxes}) == 1
+    assert all(b[2] == b[3] == 32 for b in boxes)
+    driver.find_element(By.ID, "reference").click()  # Not a choice: nothing is stored.
+    assert _count(engine, db.votes) == 0
+    while True:
+      _vote(driver, engine, "right")
+      WebDriverWait(driver, 15).until(lambda d: d.execute_script(
+          "return !document.getElementById('done').hidden || "
+          "document.getElementById('trial').dataset.ready !== undefined;"))
+      if driver.find_element(By.ID, "done").is_displayed():
+        break
+    # 2 training + 3 main (every triplet once; 4 asked) + 1 golden.
+    with engine.connect() as conn:
+      rows = conn.execute(sa.select(db.votes)).mappings().all()
+    assert len(rows) == 6 and all(r["side"] == "right" for r in rows)
+    assert sorted(r["scene"] for r in rows if r["chosen"] in ("p0", "p1")) == [
+        "000000", "000001", "000002"]
+    assert all(r["display"]["one_to_one"] is True for r in rows)
   finally:
     driver.quit()

@@ -36,7 +36,7 @@ def _run(config, batches, devices):
   for k, x in enumerate(batches):
     firsts = k * len(x) + (len(x) // d) * np.arange(d)
     r_state, metrics = p_step(r_state, x.reshape((d, -1) + x.shape[1:]), noise_key, config.lmbda,
-                              no_params, firsts)
+                              no_params, firsts, no_params)
   return jax.device_get(jax.tree.map(lambda a: a[0], r_state.params)), jax.device_get(metrics)
 
 

@@ -122,7 +122,7 @@ def run(args):
       lambda: codec.compress(cm, batch, [channels], backend=args.coder), args.repeats)
   result["decompress_s"] = _median_time(lambda: codec.decompress(cm, data), args.repeats)
 
-  y, z = cm.analysis(codec.padded_input(batch))
+  y, z = cm.analysis(codec.padded_input(batch), saliency=cm.saliency_map(batch))
   sym = codec.symbols(cm, y[0], z[0])
   bitstream = container.parse(data, cm.fingerprint)
   z_coder, y_coder = cm.coder(args.coder, "z"), cm.coder(args.coder, "y")

@@ -134,7 +134,7 @@ def _scaling(model, lmbda, args):
 
     def one_step(x, p_step=p_step, holder=holder, no_params=no_params, firsts=firsts):
       holder["state"], metrics = p_step(holder["state"], x, jax.random.PRNGKey(1), lmbda,
-                                        no_params, firsts)
+                                        no_params, firsts, no_params)
       return metrics
 
     measured = timing.time_call(one_step, x, repeats=args.repeats, budget_s=120)

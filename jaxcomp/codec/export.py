@@ -9,12 +9,20 @@
     fingerprint.txt     hex sha256 over the decoding-relevant config (format, version, arch, N, M),
                         the params and the tables; bitstreams record it (`fingerprint`).
 
+A model whose encoder takes a saliency map (learned bit allocation, `models.Hyperprior`) also has
+    model.json          "saliency": {"model": "sdsp" | "centre" | "learned", "input": bool,
+                                     "hyper_input": bool}
+    saliency/           the learned saliency model's weights folder, copied in ("learned" only),
+so that `jaxcomp compress` computes the same map the model was trained with. The decoder never
+needs it: bitstreams of such models decode like any other.
+
 Loading never unpickles.
 """
 
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 from flax import traverse_util
@@ -30,6 +38,7 @@ VERSION = 1
 CONFIG_FILE = "model.json"
 PARAMS_FILE = "params.safetensors"
 FINGERPRINT_FILE = "fingerprint.txt"
+SALIENCY_DIR = "saliency"
 _FINGERPRINT_KEYS = ("format", "version", "arch", "N", "M")
 
 
@@ -43,7 +52,7 @@ def unflatten(flat):
   return traverse_util.unflatten_dict({k: np.asarray(v) for k, v in flat.items()}, sep="/")
 
 
-def save(path, arch, N, M, variables, source="", extra_files=None):
+def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None):
   """Writes an exported model directory atomically (it appears whole or not at all).
 
   Args:
@@ -53,9 +62,22 @@ def save(path, arch, N, M, variables, source="", extra_files=None):
     variables: {'params': ..., 'quantiles': ...}.
     source: free text recorded in model.json (e.g. the checkpoint it came from).
     extra_files: optional {file name: callable(full_path)} writing further files.
+    saliency: for a model with saliency inputs, {'model': spec, 'input': bool,
+      'hyper_input': bool}; spec is 'sdsp', 'centre' or a learned saliency weights folder
+      (then copied into the model directory).
   """
   config = {"format": FORMAT, "version": VERSION, "arch": arch, "N": int(N), "M": int(M),
             "source": source}
+  learned_dir = None
+  if saliency is not None and (saliency.get("input") or saliency.get("hyper_input")):
+    spec = saliency["model"]
+    if spec not in ("sdsp", "centre"):
+      learned_dir = spec[len("learned:"):] if spec.startswith("learned:") else spec
+      if not os.path.isdir(learned_dir):
+        raise UserError(f"saliency model folder not found: {learned_dir}")
+      spec = "learned"
+    config["saliency"] = {"model": spec, "input": bool(saliency.get("input")),
+                          "hyper_input": bool(saliency.get("hyper_input"))}
   flat = flatten(variables)
   tables = coding_tables.build(unflatten(flat))
   with atomic_path(path) as tmp:
@@ -66,6 +88,8 @@ def save(path, arch, N, M, variables, source="", extra_files=None):
       f.write(fingerprint(config, flat, coding_tables.to_arrays(tables)) + "\n")
     for name, write in (extra_files or {}).items():
       write(os.path.join(tmp, name))
+    if learned_dir is not None:
+      shutil.copytree(learned_dir, os.path.join(tmp, SALIENCY_DIR))
     with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
       json.dump(config, f, indent=2)
 
@@ -112,7 +136,32 @@ def read_config(path):
                     f"(this jaxcomp reads version {VERSION})")
   if config.get("arch") not in models.ARCHS:
     raise UserError(f"{path}: unknown architecture {config.get('arch')!r}")
+  saliency = config.get("saliency")
+  if saliency is not None and (not isinstance(saliency, dict)
+                               or saliency.get("model") not in ("sdsp", "centre", "learned")):
+    raise UserError(f"{path}: unreadable 'saliency' entry in {CONFIG_FILE}")
   return config
+
+
+def saliency_flags(config):
+  """(saliency_input, saliency_hyper) of a model.json dict."""
+  saliency = config.get("saliency") or {}
+  return bool(saliency.get("input")), bool(saliency.get("hyper_input"))
+
+
+def saliency_model(path, config):
+  """The `jaxcomp.saliency.SaliencyModel` the model's encoder takes, or None if it takes none."""
+  if not any(saliency_flags(config)):
+    return None
+  from jaxcomp import saliency  # pylint: disable=g-import-not-at-top
+
+  spec = config["saliency"]["model"]
+  if spec == "learned":
+    folder = os.path.join(path, SALIENCY_DIR)
+    if not os.path.isdir(folder):
+      raise UserError(f"{path}: missing the saliency model folder {SALIENCY_DIR}/")
+    return saliency.load(folder)
+  return saliency.load(spec)
 
 
 def load(path):
@@ -125,7 +174,9 @@ def load(path):
     flat = load_file(params_path)
   except Exception as e:  # safetensors raises its own error types for corrupt files
     raise UserError(f"cannot read {params_path}: {e}") from None
-  model = models.build(config["arch"], config["N"], config["M"])
+  saliency_input, saliency_hyper = saliency_flags(config)
+  model = models.build(config["arch"], config["N"], config["M"], saliency_input=saliency_input,
+                       saliency_hyper=saliency_hyper)
   variables = unflatten(flat)
   check_shapes(model, variables, path)
   return model, variables, config

@@ -11,6 +11,13 @@ Images are NHWC float in [0, 1]. Any size is accepted: the model pads to a multi
     out = model.apply(variables, x, training=True, rngs={'noise': key})
     out['x_hat'] [B,H,W,3]; out['likelihoods']['y'] [B,H'/16,W'/16,M]; ['z'] [B,H'/64,W'/64,N]
 
+Learned bit allocation (the saliency-driven codec of Patel et al., WACV 2021): with
+`saliency_input` the analysis transform g_a sees a saliency map S [B, H, W] in [0, 1] as a fourth
+input channel, and with `saliency_hyper` the hyper-analysis h_a sees S average-pooled to the
+latent grid (16x16 blocks) as one more channel, so the encoder can learn where to spend bits.
+Only the encoder uses S: the hyper-synthesis, the synthesis and hence the bitstream and the
+decoder are unchanged, and `apply(..., saliency=S)` is required only when `needs_saliency`.
+
 `variables` has two collections: 'params' (trained) and 'quantiles' ([N, 3] per-channel
 lower tail / median / upper tail of the z density, used for rounding; `refit_quantiles`).
 
@@ -51,6 +58,8 @@ class Hyperprior(nn.Module):
       noisy y; the rate always uses the noisy y.
     dtype: compute dtype of the transforms g_a, h_a, h_s, g_s (float32 or bfloat16); their
       outputs, and everything else, are float32.
+    saliency_input: g_a takes [x, S] (4 channels) instead of x.
+    saliency_hyper: h_a takes S average-pooled over 16x16 blocks as an extra channel.
   """
 
   N: int = 128
@@ -58,6 +67,13 @@ class Hyperprior(nn.Module):
   mean_scale: bool = False
   ste: bool = False
   dtype: Any = jnp.float32
+  saliency_input: bool = False
+  saliency_hyper: bool = False
+
+  @property
+  def needs_saliency(self):
+    """Whether the encoder (analysis) needs a saliency map."""
+    return self.saliency_input or self.saliency_hyper
 
   def setup(self):
     self.g_a = AnalysisTransform(self.N, self.M)
@@ -66,10 +82,29 @@ class Hyperprior(nn.Module):
     self.h_s = HyperSynthesis(self.N, self.M, self.mean_scale)
     self.entropy_bottleneck = entropy_bottleneck.EntropyBottleneck()
 
-  def analysis(self, x):
-    """x [B, H, W, 3] (multiples of 64) -> (y [B, H/16, W/16, M], z [B, H/64, W/64, N])."""
-    y = self._float32(self.g_a(x.astype(self.dtype)))
-    return y, self._float32(self.h_a(y.astype(self.dtype)))
+  def analysis(self, x, saliency=None):
+    """x [B, H, W, 3] (multiples of 64) -> (y [B, H/16, W/16, M], z [B, H/64, W/64, N]).
+
+    saliency: [B, H, W] in [0, 1] (padded like x), required iff `needs_saliency`.
+    """
+    s = self._check_saliency(x, saliency)
+    g_in = x if not self.saliency_input else jnp.concatenate([x, s], axis=-1)
+    y = self._float32(self.g_a(g_in.astype(self.dtype)))
+    extra = None
+    if self.saliency_hyper:
+      factor = x.shape[1] // y.shape[1]
+      extra = nn.avg_pool(s, (factor, factor), strides=(factor, factor)).astype(self.dtype)
+    return y, self._float32(self.h_a(y.astype(self.dtype), extra))
+
+  def _check_saliency(self, x, saliency):
+    """[B, H, W] saliency -> [B, H, W, 1] float32, or None when the model takes none."""
+    if not self.needs_saliency:
+      return None
+    if saliency is None:
+      raise ValueError("this model's encoder takes a saliency map: pass saliency=[B, H, W]")
+    if saliency.shape != x.shape[:3]:
+      raise ValueError(f"saliency map {saliency.shape} does not match the images {x.shape[:3]}")
+    return saliency.astype(jnp.float32)[..., None]
 
   def hyper_synthesis(self, z_hat):
     """z_hat [B, h, w, N] -> (scales [B, 4h, 4w, M], means or None)."""
@@ -86,9 +121,13 @@ class Hyperprior(nn.Module):
   def _float32(x):
     return x.astype(jnp.float32)
 
-  def __call__(self, x, training):
+  def __call__(self, x, training, saliency=None):
+    """x [B, H, W, 3] in [0, 1]; saliency [B, H, W] in [0, 1] iff `needs_saliency`."""
     x_padded, pads = padding.pad(x, DOWNSAMPLING)
-    y, z = self.analysis(x_padded)
+    if self.needs_saliency:
+      self._check_saliency(x, saliency)
+      saliency = padding.pad(saliency[..., None], DOWNSAMPLING)[0][..., 0]
+    y, z = self.analysis(x_padded, saliency)
     z_hat, z_lik = self.entropy_bottleneck(z, training)
     scales, means = self.hyper_synthesis(z_hat)
     offset = 0.0 if means is None else means
@@ -125,24 +164,28 @@ MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
                8: 0.1800}
 
 
-def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32):
+def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32,
+          saliency_input=False, saliency_hyper=False):
   """Hyperprior module for an architecture name, from (N, M) or a CompressAI quality.
 
-  `dtype` is the transforms' compute dtype (`Hyperprior.dtype`).
+  `dtype` is the transforms' compute dtype (`Hyperprior.dtype`); `saliency_input` and
+  `saliency_hyper` give the encoder a saliency map (learned bit allocation).
   """
   if arch not in ARCHS:
     raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
   spec = ARCHS[arch]
   if N is None or M is None:
     N, M = spec.channels[quality or 1]
-  return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste, dtype=dtype)
+  return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste, dtype=dtype,
+                    saliency_input=saliency_input, saliency_hyper=saliency_hyper)
 
 
 def init(model, key, image_size=(64, 64)):
   """Variables ('params' and 'quantiles') of a model, from one PRNG key."""
   params_key, noise_key = jax.random.split(key)
   x = jnp.zeros((1,) + tuple(image_size) + (3,), jnp.float32)
-  init_fn = jax.jit(lambda rngs: model.init(rngs, x, training=False))
+  saliency = jnp.zeros(x.shape[:3], jnp.float32) if model.needs_saliency else None
+  init_fn = jax.jit(lambda rngs: model.init(rngs, x, training=False, saliency=saliency))
   return init_fn({"params": params_key, "noise": noise_key})
 
 

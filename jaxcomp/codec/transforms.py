@@ -9,6 +9,7 @@ h_s(z_hat) -> [B, H/16, W/16, M] scales (hyperprior) or [B, H/16, W/16, 2M] scal
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jaxcomp.codec.conv import Conv, UpConv
 from jaxcomp.codec.gdn import GDN
@@ -48,15 +49,20 @@ class SynthesisTransform(nn.Module):
 
 class HyperAnalysis(nn.Module):
   """h_a. Hyperprior: |y| -> conv3x3 s1, ReLU, conv, ReLU, conv.
-  Mean-scale: y -> the same with LeakyReLU(0.01)."""
+  Mean-scale: y -> the same with LeakyReLU(0.01).
+
+  `extra` ([B, H/16, W/16, k], e.g. a down-sampled saliency map) is appended to the input
+  channels of the first convolution (after |.| for the hyperprior)."""
 
   N: int
   mean_scale: bool = False
 
   @nn.compact
-  def __call__(self, y):
+  def __call__(self, y, extra=None):
     act = _leaky_relu if self.mean_scale else jax.nn.relu
     x = y if self.mean_scale else abs(y)
+    if extra is not None:
+      x = jnp.concatenate([x, extra.astype(x.dtype)], axis=-1)
     x = act(Conv(self.N, kernel_size=3, stride=1, name="layer_0")(x))
     x = act(Conv(self.N, name="layer_2")(x))
     return Conv(self.N, name="layer_4")(x)

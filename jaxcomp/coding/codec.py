@@ -92,21 +92,40 @@ class CodingModel:
     self._variables_sharded = {}
     self._analysis, self._hyper, self._synthesis = _programs(model)
     self._coders = {}
+    # The saliency model of an encoder with saliency inputs (learned bit allocation), else None.
+    self.saliency = export.saliency_model(path, config)
+    self._saliency_fn = None if self.saliency is None else jax.jit(self.saliency.apply)
 
-  def analysis(self, x, devices=None):
-    """x [B, H', W', 3] float32 (padded) -> (y, z) numpy float32; sharded over `devices`."""
+  def saliency_map(self, images):
+    """uint8 [B, H, W, 3] -> the encoder's saliency input [B, H', W'] (padded like the images),
+    or None for a model without saliency inputs."""
+    if self._saliency_fn is None:
+      return None
+    s = np.asarray(self._saliency_fn(self.saliency.params,
+                                     np.asarray(images, np.float32) / 255.0), np.float32)
+    pads = padding.padding_for(images.shape[1], images.shape[2], models.DOWNSAMPLING)
+    return np.pad(s, ((0, 0),) + pads)
+
+  def analysis(self, x, devices=None, saliency=None):
+    """x [B, H', W', 3] float32 (padded) -> (y, z) numpy float32; sharded over `devices`.
+
+    saliency: [B, H', W'] (`saliency_map`) for a model with saliency inputs, else None.
+    """
     variables = self._variables
     if devices is not None and len(devices) > 1:
       if x.shape[0] % len(devices):
         raise ValueError(f"batch {x.shape[0]} does not split over {len(devices)} devices")
       mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
       x = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+      if saliency is not None:
+        saliency = jax.device_put(
+            saliency, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
       key = tuple(devices)
       if key not in self._variables_sharded:
         self._variables_sharded[key] = jax.device_put(
             self._variables_host, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
       variables = self._variables_sharded[key]
-    y, z = self._analysis(variables, x)
+    y, z = self._analysis(variables, x, saliency)
     return np.asarray(y), np.asarray(z)
 
   def hyper(self, z_values):
@@ -212,7 +231,7 @@ def compress(cm, images, channels=None, backend=DEFAULT_BACKEND, devices=None):
     raise UserError(f"image size {width}x{height} is outside 1 ... {container.MAX_SIDE} pixels")
   channels = [3] * batch if channels is None else list(channels)
   cm.coder(backend, "y")
-  y, z = cm.analysis(padded_input(images), devices)
+  y, z = cm.analysis(padded_input(images), devices, cm.saliency_map(images))
   return [encode(cm, symbols(cm, y[i], z[i]), height, width, channels[i], backend)
           for i in range(batch)]
 

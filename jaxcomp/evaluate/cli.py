@@ -2,6 +2,7 @@
 
     jaxcomp eval --model DIR [--model DIR ...] --images DIR --out results.json
                  [--plot rd.png] [--anchors jpeg,webp] [--metrics a,b]
+                 [--saliency sdsp|MODEL_DIR|MAPS_DIR] [--salient-fraction 0.25] [--rate-maps DIR]
     jaxcomp bdrate --anchor A.json --test B.json --metric KEY --method {cubic,pchip,akima} --json
 
 `eval` writes one CompressAI-layout results file per curve. The models given by --model DIR form
@@ -11,6 +12,13 @@ then anchors) goes to --out, every other one beside it as <out stem>.<curve name
 results.jpeg-420.json). Exit status 0 when everything succeeded; 1 when the files were written but
 some images or points failed (each failure is reported on stderr and listed in the files'
 "errors"); 2 for user errors (nothing written).
+
+With --saliency every image's salient region (the --salient-fraction of its pixels with the highest
+saliency in the original) gets PSNR inside and outside for every curve, and for model curves the
+share of the bits and the bpp inside and outside, from the model's rate map
+(`jaxcomp.evaluate.saliency_stats`); the keys join each image's table and the curve means, and one
+summary line per curve is printed. --rate-maps DIR draws every model point's rate map over each
+image, the salient region outlined (DIR/<curve>/<image stem>.p<point index>.png).
 
 `bdrate`: with --json the last stdout line is {"bd_rate": percent, "bd_quality": x}. For metrics
 where lower is better (mse, lpips, dists, gmsd, nlpd, dpl) the metric is negated before fitting:
@@ -26,6 +34,7 @@ import warnings
 from jaxcomp.errors import UserError
 
 DEFAULT_METHOD = "pchip"
+DEFAULT_SALIENT_FRACTION = 0.25  # saliency_stats.DEFAULT_FRACTION, without importing numpy here
 
 
 def register(subparsers):
@@ -54,6 +63,15 @@ def register(subparsers):
   p.add_argument("--bpp-targets", default="0.23,0.37,0.67,1.0", metavar="B,B,...",
                  help="bpp of the rate-matched table (default 0.23,0.37,0.67,1.0)")
   p.add_argument("--table", metavar="FILE.md", help="also write the rate-matched table here")
+  p.add_argument("--saliency", metavar="SPEC",
+                 help="salient-region statistics from a saliency model ('sdsp', 'centre', a "
+                      "learned weights folder DIR or learned:DIR) or a folder of saliency maps "
+                      "named after the images' stems")
+  p.add_argument("--salient-fraction", type=float, metavar="F",
+                 help="share of each image's pixels in its salient region, 0 < F < 1 "
+                      f"(default {DEFAULT_SALIENT_FRACTION})")
+  p.add_argument("--rate-maps", metavar="DIR",
+                 help="write each model point's rate map over each image (PNG) here")
   p.set_defaults(func=run_eval)
 
   b = subparsers.add_parser(
@@ -178,14 +196,45 @@ def run_eval(args):
   for name in curves:
     if name in {a.name for a in anchor_list}:
       raise UserError(f"model curve '{name}' has an anchor's name; choose another")
+  fraction = _salient_fraction(args)
+  if args.rate_maps and os.path.exists(args.rate_maps) and not os.path.isdir(args.rate_maps):
+    raise UserError(f"--rate-maps: not a folder: {args.rate_maps}")
+  if args.rate_maps and not curves:
+    sys.stderr.write("warning: --rate-maps: only models have rate maps; none given\n")
+  saliency = None
+  if args.saliency:
+    from jaxcomp.evaluate import saliency_maps  # pylint: disable=g-import-not-at-top
+    saliency = saliency_maps.resolve(args.saliency, image_paths)
   metrics = _metrics(args.metrics)
   codecs = [rd_eval.model_codec(dirs, name) for name, dirs in curves.items()]
   codecs += [rd_eval.anchor_codec(a, qualities) for a in anchor_list]
   sys.stderr.write(f"evaluating {len(image_paths)} images x {len(codecs)} curves "
                    f"({sum(len(c.points) for c in codecs)} points), metrics: "
-                   f"{', '.join(m.key for m in metrics) or 'none'}\n")
-  documents = rd_eval.evaluate(image_paths, codecs, metrics)
+                   f"{', '.join(m.key for m in metrics) or 'none'}"
+                   f"{_region_text(saliency, fraction)}\n")
+  documents = rd_eval.evaluate(image_paths, codecs, metrics, saliency=saliency, fraction=fraction,
+                               rate_map_dir=args.rate_maps)
+  if saliency is not None:
+    for document in documents:
+      document["salient_region"] = {"saliency": saliency.description, "fraction": fraction}
   return _write_outputs(args, codecs, documents, published, targets, len(image_paths))
+
+
+def _salient_fraction(args):
+  """--salient-fraction, checked (UserError outside (0, 1) or without --saliency)."""
+  if args.salient_fraction is None:
+    return DEFAULT_SALIENT_FRACTION
+  if not args.saliency:
+    raise UserError("--salient-fraction needs --saliency")
+  if not 0.0 < args.salient_fraction < 1.0:
+    raise UserError(f"--salient-fraction must be within (0, 1), got {args.salient_fraction}")
+  return args.salient_fraction
+
+
+def _region_text(saliency, fraction):
+  if saliency is None:
+    return ""
+  return f"; salient region: top {100 * fraction:g}% of the pixels by {saliency.description}"
 
 
 def _published(path):
@@ -211,6 +260,11 @@ def _write_outputs(args, codecs, documents, published, targets, n_images):
     results.write(paths[document["name"]], document)
     print(f"{document['name']}: {counts[document['name']]} of {n_images} images -> "
           f"{paths[document['name']]}")
+  for document in documents:
+    if "salient_region" in document and counts[document["name"]]:
+      print(_salient_summary(document))
+  if args.rate_maps:
+    print(f"rate maps -> {args.rate_maps}")
   usable = [d for d in documents if counts[d["name"]]]
   keys = plots.plot_keys(usable)
   rows = rate_matched.table([*usable, *published], keys, targets)
@@ -235,6 +289,25 @@ def _write_outputs(args, codecs, documents, published, targets, n_images):
                      "'errors'); the other results were written\n")
     return 1
   return 0
+
+
+def _salient_summary(document):
+  """One line: a curve's salient-region means, point by point."""
+  table = document["results"]
+
+  def values(key, fmt):
+    return "/".join("—" if v is None else fmt.format(v) for v in table[key])
+
+  region = document["salient_region"]
+  parts = [f"{document['name']}: salient {100 * region['fraction']:g}% of the pixels "
+           f"({region['saliency']}), per point:"]
+  if "salient_bits_share" in table:
+    shares = "/".join("—" if v is None else f"{100 * v:.1f}" for v in table["salient_bits_share"])
+    parts.append(f"bits share {shares} %, bpp inside {values('bpp_salient', '{:.3f}')} vs "
+                 f"outside {values('bpp_nonsalient', '{:.3f}')};")
+  parts.append(f"PSNR inside {values('psnr_salient', '{:.2f}')} vs outside "
+               f"{values('psnr_nonsalient', '{:.2f}')} dB")
+  return " ".join(parts)
 
 
 def _report_errors(documents):

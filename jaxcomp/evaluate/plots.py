@@ -3,6 +3,9 @@
 Curves from `jaxcomp eval` are solid lines with markers; published curves (any CompressAI-layout
 results file, e.g. CompressAI's Kodak results) are dashed. The format follows the file extension
 (.png, .svg, .pdf). The file is written atomically.
+
+`rate_map_overlay` draws one image with its rate map (bits per pixel, `jaxcomp.codec.ratemap`)
+over it and the salient region's outline.
 """
 
 import math
@@ -19,7 +22,7 @@ def plot_keys(documents):
   keys = []
   for document in documents:
     for key in document["results"]:
-      if key != results.RATE_KEY and key not in results.TIME_KEYS and key not in keys:
+      if key not in results.NON_QUALITY_KEYS and key not in keys:
         keys.append(key)
   first = [k for k in ("psnr-rgb", "ms-ssim-rgb") if k in keys]
   return first + [k for k in keys if k not in first]
@@ -63,6 +66,45 @@ def rd_plot(path, documents, published=(), keys=None, title=None):
     ax.axis("off")
   if title:
     fig.suptitle(title)
+  fig.tight_layout()
+  with atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=DPI)
+  plt.close(fig)
+
+
+RATE_CMAP = "inferno"
+RATE_ALPHA = 0.6
+REGION_COLOR = "cyan"
+
+
+def rate_map_overlay(path, image, rate_map, region=None, title=None):
+  """Writes the image with its rate map overlaid (colormap, alpha) and the region's contour.
+
+  Args:
+    path: output file (.png, .svg, .pdf ...), written atomically.
+    image: [H, W, 3] uint8 original.
+    rate_map: [H, W] bits per pixel (colour scale 0 ... max, with a colour bar).
+    region: optional [H, W] bool salient region, outlined.
+    title: optional title.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  height, width = image.shape[:2]
+  inches = 6.0 / max(height, width)
+  fig, ax = plt.subplots(figsize=(width * inches + 1.4, height * inches + 0.7))
+  ax.imshow(image, interpolation="nearest")
+  rate_map = np.asarray(rate_map, np.float64)
+  shown = ax.imshow(rate_map, cmap=RATE_CMAP, alpha=RATE_ALPHA, interpolation="nearest",
+                    vmin=0.0, vmax=max(float(rate_map.max()), 1e-9))
+  fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="bits per pixel")
+  if region is not None and region.any() and not region.all():
+    ax.contour(np.asarray(region, np.float32), levels=[0.5], colors=REGION_COLOR, linewidths=1.2)
+  ax.set_axis_off()
+  if title:
+    ax.set_title(title, fontsize=8)
   fig.tight_layout()
   with atomic_path(path) as tmp:
     fig.savefig(tmp, dpi=DPI)

@@ -9,20 +9,27 @@ size is coded once untimed beforehand, so JIT compilation is not in the times.
 Failures are per image: an unreadable image is left out; a point that raises on an image (the
 model, the codec or a metric) gives null values for that image and point, and the image is left
 out of that codec's means (`results` module). Everything that failed is listed in `errors`.
+
+Saliency (optional): given a saliency map of each original image, every point also gets the
+salient-region keys of `saliency_stats` (PSNR inside / outside the region for every codec; the
+share of bits and bpp inside / outside for codecs whose points have a rate map, i.e. models), and
+with `rate_map_dir` every model point writes its rate map over the image
+(`<rate_map_dir>/<curve>/<image stem>.p<point index>.png`, `plots.rate_map_overlay`).
 """
 
 import dataclasses
+import functools
 import os
 import sys
 import tempfile
 import time
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
 from jaxcomp.errors import UserError
-from jaxcomp.evaluate import results
+from jaxcomp.evaluate import results, saliency_stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Point:
     encode: (image [H, W, 3] uint8, path) -> None; writes the compressed file.
     decode: path -> [H, W, 3] uint8.
     warm_up: code each new image size once untimed first (for JIT-compiled codecs).
+    rate_map: optional image [H, W, 3] uint8 -> [H, W] bits per pixel the point spends where
+      (`jaxcomp.codec.ratemap`); None for codecs without one (anchors).
   """
 
   label: str
@@ -42,6 +51,7 @@ class Point:
   encode: Callable[[np.ndarray, str], None]
   decode: Callable[[str], np.ndarray]
   warm_up: bool = False
+  rate_map: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +91,43 @@ def model_codec(model_dirs, name):
       with open(src, "rb") as f:
         return codec.decompress(cm, f.read(), where=src)
 
-    points.append(Point(label=path, extension=".jxc", encode=encode, decode=decode, warm_up=True))
+    points.append(Point(label=path, extension=".jxc", encode=encode, decode=decode, warm_up=True,
+                        rate_map=_model_rate_map(path)))
   archs = sorted({_arch(p) for p in model_dirs})
   return Codec(name=name, description=f"jaxcomp real bitstreams ({', '.join(archs)})",
                points=tuple(points))
+
+
+def _model_rate_map(model_dir):
+  """image [H, W, 3] uint8 -> [H, W] bits per pixel of an exported model (loaded on first use).
+
+  The model runs in eval mode, y and z rounded as the encoder rounds them; a model whose encoder
+  takes a saliency map gets the map of its own saliency model (`export.saliency_model`), as the
+  encoder does.
+  """
+
+  @functools.lru_cache(maxsize=1)
+  def loaded():
+    import jax  # pylint: disable=g-import-not-at-top
+    from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
+
+    model, variables, config = export.load(model_dir)
+    encoder_saliency = export.saliency_model(model_dir, config)
+    if encoder_saliency is not None:  # as `CodingModel.saliency_map` computes it
+      encoder_saliency = functools.partial(jax.jit(encoder_saliency.apply),
+                                           encoder_saliency.params)
+    return model, jax.device_put(variables), encoder_saliency
+
+  def rate_map(image):
+    from jaxcomp.codec import ratemap  # pylint: disable=g-import-not-at-top
+
+    model, variables, encoder_saliency = loaded()
+    saliency = None
+    if encoder_saliency is not None:
+      saliency = np.asarray(encoder_saliency(image[None].astype(np.float32) / 255.0), np.float32)
+    return ratemap.model_rate_map(model, variables, image[None], saliency)[0]
+
+  return rate_map
 
 
 def _arch(model_dir):
@@ -147,14 +190,17 @@ def list_images(folder):
   return paths
 
 
-def measure(point, image, path, metrics):
-  """{key: value} of one image at one point: bpp, times and every metric.
+def measure(point, image, path, metrics, region=None, rate_map=None):
+  """{key: value} of one image at one point: bpp, times, every metric (and salient-region keys).
 
   Args:
     point: `Point`.
     image: [H, W, 3] uint8 original.
     path: where to write the compressed file.
     metrics: [MetricFn].
+    region: optional [H, W] bool salient region (`saliency_stats.salient_region`): adds
+      `saliency_stats.QUALITY_KEYS`, and with `rate_map` also `saliency_stats.RATE_KEYS`.
+    rate_map: optional [H, W] bits per pixel of this point on this image.
   """
   if os.path.exists(path):
     os.remove(path)
@@ -175,6 +221,14 @@ def measure(point, image, path, metrics):
     if np.isnan(value):
       raise ValueError(f"{metric.key} is NaN")
     values[metric.key] = value
+  if region is not None:
+    stats = saliency_stats.quality(image, decoded, region)
+    if rate_map is not None:
+      stats.update(saliency_stats.rates(rate_map, region))
+    for key, value in stats.items():
+      if np.isnan(value):
+        raise ValueError(f"{key} is NaN")
+    values.update(stats)
   return values
 
 
@@ -209,7 +263,8 @@ def _read(path):
     raise UserError(str(e) if isinstance(e, UserError) else f"cannot read {path}: {e}") from None
 
 
-def evaluate(image_paths, codecs, metrics, stream=None):
+def evaluate(image_paths, codecs, metrics, stream=None, saliency=None,
+             fraction=saliency_stats.DEFAULT_FRACTION, rate_map_dir=None):
   """Runs every codec point on every image.
 
   Args:
@@ -217,11 +272,15 @@ def evaluate(image_paths, codecs, metrics, stream=None):
     codecs: [Codec].
     metrics: [MetricFn].
     stream: progress output (default stderr).
+    saliency: optional (image name, image [H, W, 3] uint8) -> [H, W] saliency map of the
+      original (`saliency_maps.Source`); adds the salient-region keys (module docstring).
+    fraction: share of the pixels in the salient region (`saliency_stats.salient_region`).
+    rate_map_dir: optional folder for the rate-map overlays of the points that have rate maps.
 
   Returns:
     [C] curve documents (`results.curve_document`), in the order of `codecs`.
   """
-  keys = [results.RATE_KEY, *[m.key for m in metrics], *results.TIME_KEYS]
+  keys = {c.name: codec_keys(c, metrics, saliency is not None) for c in codecs}
   per_image = {c.name: {} for c in codecs}
   errors = {c.name: [] for c in codecs}
   warmed = set()
@@ -231,14 +290,15 @@ def evaluate(image_paths, codecs, metrics, stream=None):
       name = os.path.basename(image_path)
       try:
         image = _read(image_path)
+        region = _region(saliency, name, image, fraction)
       except UserError as e:
         for codec in codecs:
           errors[codec.name].append({"image": name, "error": str(e)})
-          progress.step(f"{codec.name} {name}: unreadable image ({e})")
+          progress.step(f"{codec.name} {name}: unusable image ({e})")
         continue
       for c, codec in enumerate(codecs):
         began = time.perf_counter()
-        table = {k: [None] * len(codec.points) for k in keys}
+        table = {k: [None] * len(codec.points) for k in keys[codec.name]}
         failed = []
         for i, point in enumerate(codec.points):
           out = os.path.join(workdir, f"curve{c}-point{i}{point.extension}")
@@ -246,21 +306,68 @@ def evaluate(image_paths, codecs, metrics, stream=None):
             if point.warm_up and (codec.name, i, image.shape) not in warmed:
               point.decode(_encoded(point, image, out))
               warmed.add((codec.name, i, image.shape))
-            values = measure(point, image, out, metrics)
+            rate_map = None
+            if point.rate_map is not None and (region is not None or rate_map_dir):
+              rate_map = point.rate_map(image)
+            values = measure(point, image, out, metrics, region, rate_map)
+            if rate_map_dir and rate_map is not None:
+              _overlay(rate_map_dir, codec, i, name, image, rate_map, region, values)
           except Exception as e:  # pylint: disable=broad-except
             message = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
             errors[codec.name].append({"image": name, "point": point.label, "error": message})
             failed.append(f"{point.label}: {message}")
             continue
-          for k in keys:
+          for k in keys[codec.name]:
             table[k][i] = values[k]
         per_image[codec.name][name] = table
         status = (f"FAILED at {len(failed)} of {len(codec.points)} points ({failed[0]}"
                   f"{' ...' if len(failed) > 1 else ''})") if failed else (
                       f"{len(codec.points)} points, "
-                      f"{_summary(table, keys)}")
+                      f"{_summary(table, keys[codec.name])}")
         progress.step(f"{codec.name} {name}: {status}, {time.perf_counter() - began:.1f} s")
-  return [_document(c, keys, per_image[c.name], errors[c.name]) for c in codecs]
+  return [_document(c, keys[c.name], per_image[c.name], errors[c.name]) for c in codecs]
+
+
+def codec_keys(codec, metrics, with_saliency):
+  """The keys of a codec's results: bpp, metrics, [salient-region keys], times."""
+  keys = [results.RATE_KEY, *[m.key for m in metrics]]
+  if with_saliency:
+    keys += saliency_stats.QUALITY_KEYS
+    if all(p.rate_map is not None for p in codec.points):
+      keys += saliency_stats.RATE_KEYS
+  return keys + list(results.TIME_KEYS)
+
+
+def _region(saliency, name, image, fraction):
+  """The salient region of one original image, or None without saliency; UserError if unusable."""
+  if saliency is None:
+    return None
+  try:
+    return saliency_stats.salient_region(saliency(name, image), fraction)
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"saliency map: {type(e).__name__}: {e}") from None
+
+
+def rate_map_path(folder, curve, point_index, image_name):
+  """Where the rate-map overlay of one image at one point goes."""
+  stem = os.path.splitext(image_name)[0]
+  return os.path.join(folder, curve, f"{stem}.p{point_index}.png")
+
+
+def _overlay(folder, codec, i, name, image, rate_map, region, values):
+  from jaxcomp.evaluate import plots  # pylint: disable=g-import-not-at-top
+
+  title = (f"{name}, {codec.name} point {i} ({os.path.basename(codec.points[i].label)}): "
+           f"{values[results.RATE_KEY]:.3f} bpp file, {float(np.mean(rate_map)):.3f} bpp map")
+  if "salient_bits_share" in values:
+    title += (f"\nsalient region ({int(region.sum())} px): "
+              f"{100 * values['salient_bits_share']:.1f}% of the bits, "
+              f"{values['bpp_salient']:.3f} vs {values['bpp_nonsalient']:.3f} bpp, PSNR "
+              f"{values['psnr_salient']:.2f} vs {values['psnr_nonsalient']:.2f} dB")
+  plots.rate_map_overlay(rate_map_path(folder, codec.name, i, name), image, rate_map, region,
+                         title)
 
 
 def _encoded(point, image, path):

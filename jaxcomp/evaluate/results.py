@@ -18,7 +18,11 @@ out of every mean of the curve, so all points average the same images.
 
 Metric keys: a registered metric `name` is stored as `metric_key(name)`: 'psnr' -> 'psnr-rgb',
 'ms_ssim' -> 'ms-ssim-rgb', 'lpips' -> 'lpips-rgb' (all computed on RGB in [0, 1]). Times are in
-seconds per image.
+seconds per image. With a saliency map (`jaxcomp eval --saliency`) the salient-region keys of
+`saliency_stats` are added: 'psnr_salient' and 'psnr_nonsalient' are quality keys like the
+metrics; 'salient_bits_share', 'bpp_salient' and 'bpp_nonsalient' describe the rate and are
+neither plotted nor offered as qualities. Such files also record the region's definition:
+"salient_region": {"saliency": "sdsp", "fraction": 0.25}.
 """
 
 import json
@@ -28,15 +32,18 @@ import warnings
 import numpy as np
 
 from jaxcomp.errors import UserError
+from jaxcomp.evaluate import saliency_stats
 from jaxcomp.fileio import atomic_path
 
 RATE_KEY = "bpp"
 TIME_KEYS = ("encoding_time", "decoding_time")
+# Keys of a results table that are not qualities (not plotted against bpp, not BD-rate metrics).
+NON_QUALITY_KEYS = frozenset({RATE_KEY, *TIME_KEYS, *saliency_stats.RATE_KEYS})
 MS_SSIM_DB_KEY = "ms-ssim-db-rgb"
 # Metric directions known without importing the metrics registry (which imports jax).
 LOWER_IS_BETTER = frozenset({"mse", "lpips", "dists", "gmsd", "nlpd", "dpl"})
 HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "ms_ssim", "ms_ssim_db", "fsim", "vsi", "vif",
-                              "iw_ssim", "vmaf"})
+                              "iw_ssim", "vmaf", *saliency_stats.QUALITY_KEYS})
 
 
 def metric_key(name):
@@ -115,8 +122,8 @@ def load(path):
 
 
 def quality_keys(document):
-  """The quality keys a curve offers (results keys other than bpp and times, plus derived ones)."""
-  keys = [k for k in document["results"] if k != RATE_KEY and k not in TIME_KEYS]
+  """The quality keys a curve offers (results keys but `NON_QUALITY_KEYS`, plus derived ones)."""
+  keys = [k for k in document["results"] if k not in NON_QUALITY_KEYS]
   if "ms-ssim-rgb" in keys and MS_SSIM_DB_KEY not in keys:
     keys.append(MS_SSIM_DB_KEY)
   return keys

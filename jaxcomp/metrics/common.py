@@ -101,3 +101,29 @@ def avg_pool2(x):
   b, h, w, c = x.shape
   x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def weighted_mean(m, w):
+  """Per-image mean of a map under weights: sum(w m) / sum(w) over axes 1, 2 (and channels).
+
+  Args:
+    m: [B, h, w] or [B, h, w, C] map.
+    w: [B, h, w] non-negative weights at the map's resolution (see `resize_weights`).
+
+  Returns:
+    [B]; for C channels the mean over them as well (the weights are shared by the channels).
+  """
+  if m.ndim == 4:
+    m = jnp.mean(m, axis=-1)
+  return jnp.sum(w * m, axis=(1, 2)) / jnp.sum(w, axis=(1, 2))
+
+
+def resize_weights(w, height, width):
+  """[B, H, W] pixel weights -> [B, height, width] at a map's resolution (area-like).
+
+  A smaller map (a pooled feature layer) gets antialiased linear down-sampling, i.e. each map
+  location the average weight of the pixels it summarises; the same size is returned as is.
+  """
+  if w.shape[1:] == (height, width):
+    return w
+  return jax.image.resize(w, (w.shape[0], height, width), "linear", antialias=True)

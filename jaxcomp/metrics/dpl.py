@@ -1,8 +1,10 @@
 """`dpl:<path>`: a deep perceptual loss, LPIPS-style heads trained by `jaxcomp perceptual train`.
 
 The distance is lpips.py's with the heads read from the folder <path> (heads.safetensors +
-heads.json, see jaxcomp/perceptual/heads.py) in place of the v0.1 heads, on the same frozen
-VGG16 backbone: 0 for identical images, lower is better, used directly as a loss. It lives in
+heads.json, see jaxcomp/perceptual/heads.py) in place of the v0.1 heads, on the VGG16 backbone
+saved beside them (backbone.safetensors, when training fine-tuned it: --train-backbone) or else
+the pretrained one: 0 for identical images, lower is better, used directly as a loss (and, as
+LPIPS, with its distance maps averaged under pixel weights: `weighted_loss_fn`). It lives in
 jaxcomp.metrics so that the registry finds it for `jaxcomp metric` and training configs.
 """
 
@@ -12,14 +14,20 @@ from jaxcomp.metrics import registry
 from jaxcomp.metrics import vgg16
 
 
-@registry.register("dpl", prefix=True)
-def _dpl_metric(arg):
+def load_params(path):
+  """{'vgg': VGG16 variables (fine-tuned if saved, else pretrained), 'lin': 5 arrays [C_k]}."""
   from jaxcomp.perceptual import heads  # pylint: disable=g-import-not-at-top
 
+  lin, meta = heads.load(path)
+  backbone = heads.load_backbone(path, meta)
+  return {"vgg": vgg16.load_params() if backbone is None else backbone, "lin": lin}
+
+
+@registry.register("dpl", prefix=True)
+def _dpl_metric(arg):
   if not arg:
     raise UserError("dpl:<path>: give the folder of trained heads, e.g. dpl:runs/heads")
-  lin, _ = heads.load(arg)
-  params = {"vgg": vgg16.load_params(), "lin": lin}
   return registry.Metric(
       name=f"dpl:{arg}", kind="distance", compute=lambda p, x, y: lpips.lpips(x, y, p),
-      loss_fn=lambda p, x, y: lpips.lpips(x, y, p), params=params)
+      loss_fn=lambda p, x, y: lpips.lpips(x, y, p), params=load_params(arg),
+      weighted_loss_fn=lambda p, x, y, w: lpips.weighted_lpips(x, y, p, w))

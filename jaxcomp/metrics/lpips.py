@@ -61,9 +61,29 @@ def lpips(x, y, params):
   return total
 
 
+@jax.jit
+def weighted_lpips(x, y, params, w):
+  """LPIPS per image with each layer's distance map averaged under pixel weights -> [B].
+
+  Args:
+    x, y, params: as `lpips`.
+    w: [B, H, W] non-negative pixel weights, resampled to each VGG16 tap's resolution
+      (`common.resize_weights`). For w = 1 this is `lpips`.
+  """
+  common.check_pair(x, y, name="lpips", min_size=MIN_SIZE, channels=3)
+  total = 0.0
+  for fx, fy, lin in zip(_taps(params, x), _taps(params, y), params["lin"]):
+    d = _normalize_channels(fx) - _normalize_channels(fy)
+    layer_map = jnp.einsum("bhwc,c->bhw", d * d, lin)
+    total = total + common.weighted_mean(
+        layer_map, common.resize_weights(w, layer_map.shape[1], layer_map.shape[2]))
+  return total
+
+
 @registry.register("lpips")
 def _lpips_metric(arg=None):
   del arg
   return registry.Metric(
       name="lpips", kind="distance", compute=lambda p, x, y: lpips(x, y, p),
-      loss_fn=lambda p, x, y: lpips(x, y, p), params=load_params())
+      loss_fn=lambda p, x, y: lpips(x, y, p), params=load_params(),
+      weighted_loss_fn=lambda p, x, y, w: weighted_lpips(x, y, p, w))

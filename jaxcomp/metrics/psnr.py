@@ -1,7 +1,11 @@
-"""Mean squared error and peak signal-to-noise ratio.
+"""Pixel errors: mean squared error, mean absolute error, peak signal-to-noise ratio.
 
     MSE(x, y)  = mean over H, W, C of (x - y)^2
+    L1(x, y)   = mean over H, W, C of |x - y|
     PSNR(x, y) = 10 log10(data_range^2 / MSE)        [dB]
+
+MSE and L1 are per-pixel maps averaged, so both have saliency-weighted forms
+(`weighted_loss_fn`: the map averaged under per-pixel weights).
 
 Computed over all RGB channels together (as skimage and pyiqa do). PSNR is +inf for identical
 images; it is a metric only; train with MSE (CompressAI's convention is L = lambda 255^2 MSE + R).
@@ -31,6 +35,35 @@ def mse(x, y):
   return jnp.mean(d * d, axis=(1, 2, 3))
 
 
+@jax.jit
+def l1(x, y):
+  """Mean absolute error per image (a distance: lower is better, 0 for identical images).
+
+  Args:
+    x, y: [B, H, W, C] float images in [0, 1].
+
+  Returns:
+    [B] float32. The gradient at x = y is 0 (jnp.abs's subgradient).
+  """
+  common.check_pair(x, y, name="l1")
+  return jnp.mean(jnp.abs(common.as_float(x) - common.as_float(y)), axis=(1, 2, 3))
+
+
+@jax.jit
+def weighted_mse(x, y, w):
+  """MSE per image with the squared-error map averaged under weights w [B, H, W] -> [B]."""
+  common.check_pair(x, y, name="mse")
+  d = common.as_float(x) - common.as_float(y)
+  return common.weighted_mean(d * d, w)
+
+
+@jax.jit
+def weighted_l1(x, y, w):
+  """L1 per image with the absolute-error map averaged under weights w [B, H, W] -> [B]."""
+  common.check_pair(x, y, name="l1")
+  return common.weighted_mean(jnp.abs(common.as_float(x) - common.as_float(y)), w)
+
+
 @functools.partial(jax.jit, static_argnames=("data_range",))
 def psnr(x, y, data_range=1.0):
   """PSNR in dB per image (a similarity: higher is better, +inf for identical images).
@@ -51,7 +84,15 @@ def _mse_metric(arg=None):
   del arg
   return registry.Metric(
       name="mse", kind="distance", compute=lambda _, x, y: mse(x, y),
-      loss_fn=lambda _, x, y: mse(x, y))
+      loss_fn=lambda _, x, y: mse(x, y), weighted_loss_fn=lambda _, x, y, w: weighted_mse(x, y, w))
+
+
+@registry.register("l1")
+def _l1_metric(arg=None):
+  del arg
+  return registry.Metric(
+      name="l1", kind="distance", compute=lambda _, x, y: l1(x, y),
+      loss_fn=lambda _, x, y: l1(x, y), weighted_loss_fn=lambda _, x, y, w: weighted_l1(x, y, w))
 
 
 @registry.register("psnr")

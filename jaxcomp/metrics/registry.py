@@ -15,6 +15,11 @@ module of `jaxcomp.metrics` once, so a new module only has to exist to be found.
 `compute(params, x, y)` and `loss_fn(params, x, y)` are pure functions of NHWC float images in
 [0, 1] returning [B]; `params` is a pytree of weights (None for classical metrics), passed as
 an argument rather than closed over so that `jax.jit` does not embed it as a constant.
+
+A loss built from a spatial map (per-pixel errors, the SSIM maps, LPIPS's per-location
+distances) also has `weighted_loss_fn(params, x, y, w)`: the same loss with the map averaged under
+per-pixel weights w [B, H, W] (normalised to mean 1 per image, e.g. from a saliency map;
+`jaxcomp.metrics.common.weighted_mean`), equal to `loss_fn` for w = 1.
 """
 
 import dataclasses
@@ -41,6 +46,9 @@ class Metric:
     loss_fn: (params, x, y) -> [B] differentiable distortion, lower is better (e.g. 1 - SSIM);
       None for metrics that are not used as losses (PSNR).
     params: weights pytree for `compute` and `loss_fn`, or None.
+    weighted_loss_fn: (params, x, y, w [B, H, W]) -> [B], `loss_fn` with its spatial map averaged
+      under the weights w; None for losses that have no spatial map (e.g. GMSD's deviation
+      pooling, DISTS's global statistics).
   """
 
   name: str
@@ -48,6 +56,7 @@ class Metric:
   compute: Callable[[Any, Any, Any], Any]
   loss_fn: Optional[Callable[[Any, Any, Any], Any]] = None
   params: Any = None
+  weighted_loss_fn: Optional[Callable[[Any, Any, Any, Any], Any]] = None
 
   def __call__(self, x, y):
     """The metric value per image, [B]."""

@@ -15,6 +15,11 @@ average-pooled with zero padding of (side mod 2) on both sides, zeros counted (P
 `ssim.m` has one; pytorch-msssim, TF and CompressAI do not).
 
 Training losses are 1 - SSIM and 1 - MS-SSIM (registry names `ssim`, `ms_ssim`).
+
+Weighted forms (saliency weighting): every mean over a map becomes a weighted mean, the pixel
+weights w [B, H, W] cropped by 5 pixels on each side to the 'valid' map (each map value belongs
+to the pixel at its window's centre) and, for MS-SSIM, pooled between scales exactly as the images
+are. For w = 1 they equal SSIM and MS-SSIM.
 """
 
 import functools
@@ -41,8 +46,11 @@ def gaussian_taps(size=WIN_SIZE, sigma=WIN_SIGMA):
   return tuple(float(v) for v in g / g.sum())
 
 
-def _ssim_and_cs(x, y, data_range):
-  """[B, H, W, C] pair -> (ssim, cs), each [B, C]: means of the SSIM and cs maps."""
+def _ssim_and_cs(x, y, data_range, w=None):
+  """[B, H, W, C] pair -> (ssim, cs), each [B, C]: (weighted) means of the SSIM and cs maps.
+
+  w: None or [B, H, W] pixel weights (see the module docstring).
+  """
   c1 = (K1 * data_range) ** 2
   c2 = (K2 * data_range) ** 2
   taps = gaussian_taps()
@@ -52,7 +60,12 @@ def _ssim_and_cs(x, y, data_range):
   mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
   cs_map = (2 * (xy - mu_xy) + c2) / ((xx - mu_xx) + (yy - mu_yy) + c2)
   ssim_map = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
-  return jnp.mean(ssim_map, axis=(1, 2)), jnp.mean(cs_map, axis=(1, 2))
+  if w is None:
+    return jnp.mean(ssim_map, axis=(1, 2)), jnp.mean(cs_map, axis=(1, 2))
+  r = WIN_SIZE // 2
+  w = w[:, r:w.shape[1] - r, r:w.shape[2] - r, None]
+  total = jnp.sum(w, axis=(1, 2))
+  return jnp.sum(w * ssim_map, axis=(1, 2)) / total, jnp.sum(w * cs_map, axis=(1, 2)) / total
 
 
 def _downsample(x):
@@ -104,12 +117,42 @@ def ms_ssim(x, y, data_range=1.0):
   return jnp.mean(functools.reduce(jnp.multiply, terms), axis=-1)
 
 
+@functools.partial(jax.jit, static_argnames=("data_range",))
+def weighted_ssim(x, y, w, data_range=1.0):
+  """SSIM per image with the map averaged under pixel weights w [B, H, W] -> [B]."""
+  common.check_pair(x, y, name="ssim", min_size=WIN_SIZE)
+  s, _ = _ssim_and_cs(common.as_float(x), common.as_float(y), data_range, w)
+  return jnp.mean(s, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("data_range",))
+def weighted_ms_ssim(x, y, w, data_range=1.0):
+  """MS-SSIM per image with each scale's map averaged under pooled pixel weights -> [B].
+
+  Args:
+    x, y: as `ms_ssim`.
+    w: [B, H, W] non-negative pixel weights.
+  """
+  common.check_pair(x, y, name="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
+  x, y, w = common.as_float(x), common.as_float(y), w[..., None]
+  terms = []
+  for level, weight in enumerate(MS_SSIM_WEIGHTS):
+    s, cs = _ssim_and_cs(x, y, data_range, w[..., 0])
+    if level < len(MS_SSIM_WEIGHTS) - 1:
+      terms.append(common.safe_pow(jax.nn.relu(cs), weight))
+      x, y, w = _downsample(x), _downsample(y), _downsample(w)
+    else:
+      terms.append(common.safe_pow(jax.nn.relu(s), weight))
+  return jnp.mean(functools.reduce(jnp.multiply, terms), axis=-1)
+
+
 @registry.register("ssim")
 def _ssim_metric(arg=None):
   del arg
   return registry.Metric(
       name="ssim", kind="similarity", compute=lambda _, x, y: ssim(x, y),
-      loss_fn=lambda _, x, y: 1.0 - ssim(x, y))
+      loss_fn=lambda _, x, y: 1.0 - ssim(x, y),
+      weighted_loss_fn=lambda _, x, y, w: 1.0 - weighted_ssim(x, y, w))
 
 
 @registry.register("ms_ssim")
@@ -117,4 +160,5 @@ def _ms_ssim_metric(arg=None):
   del arg
   return registry.Metric(
       name="ms_ssim", kind="similarity", compute=lambda _, x, y: ms_ssim(x, y),
-      loss_fn=lambda _, x, y: 1.0 - ms_ssim(x, y))
+      loss_fn=lambda _, x, y: 1.0 - ms_ssim(x, y),
+      weighted_loss_fn=lambda _, x, y, w: 1.0 - weighted_ms_ssim(x, y, w))

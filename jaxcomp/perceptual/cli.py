@@ -3,16 +3,21 @@
     jaxcomp perceptual score --data DIR --metrics lpips,psnr,ssim [--json]
     jaxcomp perceptual build --photos DIR --out DIR [--triplets N] [--synthetic-judges]
     jaxcomp perceptual train --data DIR --out HEADS_DIR [--init lpips|uniform] [--steps N]
-                             [--val DIR]
+                             [--val DIR] [--decay-steps N] [--train-backbone]
+                             [--workdir DIR [--checkpoint-every N]] [--eval-every N]
 
 `score` prints a table of 2AFC scores (ties count one half; similarities are negated) with the
 human ceiling mean(p^2 + (1 - p)^2) beside; with --json the last stdout line is
 {"n": N, "human_ceiling": c, "scores": {name: score}}. `build` writes a compression 2AFC split
 (see perceptual/build.py; judges only with --synthetic-judges, a hidden stand-in rule). `train`
-fits LPIPS-style heads (perceptual/train.py) and saves them for the metric `dpl:HEADS_DIR`.
+fits LPIPS-style heads (perceptual/train.py), optionally fine-tuning the VGG16 backbone too, with
+LPIPS's schedule (constant, then linear decay over --decay-steps), on all local devices; with
+--workdir it checkpoints (resuming when rerun) and writes TensorBoard scalars. It saves the heads
+(and a fine-tuned backbone) for the metric `dpl:HEADS_DIR`.
 """
 
 import json
+import os
 
 from jaxcomp.errors import UserError
 
@@ -52,6 +57,22 @@ def register(subparsers):
   t.add_argument("--seed", type=int, default=0)
   t.add_argument("--val", metavar="DIR",
                  help="held-out split: print its 2AFC score before and after training")
+  t.add_argument("--decay-steps", type=int, metavar="N",
+                 help="decay the learning rate linearly towards 0 over the last N steps "
+                      "(default: half of --steps, LPIPS's nepoch_decay = nepoch; 0: constant)")
+  t.add_argument("--train-backbone", action="store_true",
+                 help="fine-tune the VGG16 backbone with the heads (LPIPS's --train_trunk); "
+                      "slower: features are computed per batch; the backbone is saved too")
+  t.add_argument("--workdir", metavar="DIR",
+                 help="checkpoints, TensorBoard scalars and run settings; rerunning with the "
+                      "same workdir resumes from its newest checkpoint")
+  t.add_argument("--checkpoint-every", type=int, metavar="N",
+                 help="steps between checkpoints (needs --workdir; default 1000; one is also "
+                      "saved at the end)")
+  t.add_argument("--eval-every", type=int, metavar="N",
+                 help="steps between held-out 2AFC scores (needs --val; default: at the end only)")
+  t.add_argument("--log-every", type=int, default=50, metavar="N",
+                 help="steps between progress lines (default 50)")
   t.set_defaults(func=run)
 
 
@@ -112,21 +133,43 @@ def _run_train(args):
 
   _positive("steps", args.steps)
   _positive("batch", args.batch)
+  _positive("log-every", args.log_every)
+  if not args.lr > 0:
+    raise UserError(f"--lr must be positive, got {args.lr}")
+  decay_steps = (train.default_decay_steps(args.steps) if args.decay_steps is None
+                 else args.decay_steps)
+  if not 0 <= decay_steps <= args.steps:
+    raise UserError(f"--decay-steps must be between 0 and --steps ({args.steps}), "
+                    f"got {decay_steps}")
+  if args.checkpoint_every is not None:
+    if not args.workdir:
+      raise UserError("--checkpoint-every needs --workdir (where checkpoints go)")
+    _positive("checkpoint-every", args.checkpoint_every)
+  if args.eval_every is not None:
+    if not args.val:
+      raise UserError("--eval-every needs --val (the held-out split to score)")
+    _positive("eval-every", args.eval_every)
   init = heads.lpips_heads() if args.init == "lpips" else heads.uniform_heads()
   vgg = vgg16.load_params()
   split = twoafc.load_split(args.data)
   val = twoafc.load_split(args.val) if args.val else None
-  trained, loss = train.train(vgg, split, init, steps=args.steps, batch=args.batch, lr=args.lr,
-                              seed=args.seed)
-  meta = {"init": args.init, "steps": args.steps, "batch": args.batch, "lr": args.lr,
-          "seed": args.seed, "data": args.data, "triplets": len(split), "final_loss": loss}
+  result = train.fit(
+      vgg, split, init, steps=args.steps, batch=args.batch, lr=args.lr,
+      decay_steps=decay_steps, seed=args.seed, train_backbone=args.train_backbone, val=val,
+      workdir=args.workdir, checkpoint_every=args.checkpoint_every or 1000,
+      eval_every=args.eval_every or 0, log_every=args.log_every,
+      run_info={"data": os.path.abspath(args.data), "init": args.init})
+  meta = {"init": args.init, "steps": result.step, "batch": args.batch, "lr": args.lr,
+          "decay_steps": decay_steps, "seed": args.seed, "data": args.data,
+          "triplets": len(split), "train_backbone": args.train_backbone,
+          "final_loss": result.loss if result.loss == result.loss else None}  # NaN: no step
   if val is not None:
-    stats0, stats1 = train.split_stats(vgg, val)
-    before, after = (train.score_heads(h, stats0, stats1, val.judge) for h in (init, trained))
+    before, after = result.val_2afc_init, result.val_2afc
     ceiling = twoafc.human_ceiling(val.judge)
-    print(f"held-out 2AFC ({len(val)} triplets): {args.init} heads {before:.4f} -> trained "
+    trained = "trained heads + backbone" if args.train_backbone else "trained"
+    print(f"held-out 2AFC ({len(val)} triplets): {args.init} heads {before:.4f} -> {trained} "
           f"{after:.4f} (human ceiling {ceiling:.4f})")
     meta.update(val=args.val, val_2afc_init=before, val_2afc_trained=after)
-  heads.save(args.out, trained, meta)
+  heads.save(args.out, result.heads, meta, backbone=result.backbone)
   print(f"heads saved to {args.out} (use as the metric dpl:{args.out})")
   return 0

@@ -6,10 +6,15 @@ taps relu1_2 ... relu5_3; the distance is lpips.py's,
     d(x, y) = sum_k sum_c w_kc g_kc(x, y),   g_kc = mean_{h,w} (f^x_khwc - f^y_khwc)^2
 
 with f the unit-normalised VGG16 features. With the backbone frozen d is linear in w, so training
-precomputes g per pair once (`channel_stats`) and scores heads with `distance_from_stats`.
+precomputes g per pair once (`channel_stats`, or `triplet_stats` for both pairs of a triplet in
+one VGG16 pass) and scores heads with `distance_from_stats`; fine-tuning the backbone computes
+them per batch.
 
 Files: `heads.safetensors` (lin0 ... lin4, float32) and `heads.json` (format, channels, how the
-heads were made); `save` writes both atomically, `load` checks shapes and signs.
+heads were made), plus `backbone.safetensors` when the VGG16 backbone was fine-tuned with the
+heads (Conv_0/kernel ... Conv_12/bias, the layout of the pretrained cache file; heads.json then
+names it under "backbone"). Safetensors only, no pickle. `save` writes the folder atomically;
+`load` checks shapes and signs, `load_backbone` the backbone's shapes and values.
 
 The ranking network (`Dist2Logit`, LPIPS's Dist2LogitLayer) maps two distances to the
 probability that a human prefers p1: [d0, d1, d0 - d1, d0 / (d1 + .1), d1 / (d0 + .1)] through
@@ -27,11 +32,13 @@ import numpy as np
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import lpips
+from jaxcomp.metrics import vgg16
 from jaxcomp.metrics import weights
 
 CHANNELS = weights.LPIPS_CHANNELS
 FORMAT = "jaxcomp-dpl-heads"
 HEADS_FILE = "heads.safetensors"
+BACKBONE_FILE = "backbone.safetensors"
 META_FILE = "heads.json"
 RATIO_EPS = 0.1
 # lpips.py's feature taps and channel normalisation, shared rather than copied.
@@ -61,11 +68,29 @@ def channel_stats(vgg, x, y):
     list of 5 arrays [B, C_k].
   """
   params = {"vgg": vgg}
-  stats = []
-  for fx, fy in zip(_taps(params, x), _taps(params, y)):
-    d = _normalize_channels(fx) - _normalize_channels(fy)
-    stats.append(jnp.mean(d * d, axis=(1, 2)))
-  return stats
+  return [_diff_stats(fx, fy) for fx, fy in zip(_taps(params, x), _taps(params, y))]
+
+
+def _diff_stats(fx, fy):
+  d = _normalize_channels(fx) - _normalize_channels(fy)
+  return jnp.mean(d * d, axis=(1, 2))
+
+
+def triplet_stats(vgg, ref, p0, p1):
+  """`channel_stats` of (p0, ref) and (p1, ref) with one VGG16 pass over [ref; p0; p1].
+
+  Args:
+    vgg: VGG16 variables.
+    ref, p0, p1: [B, H, W, 3] float images in [0, 1], H, W >= 16.
+
+  Returns:
+    (stats0, stats1): lists of 5 arrays [B, C_k].
+  """
+  b = ref.shape[0]
+  taps = _taps({"vgg": vgg}, jnp.concatenate([ref, p0, p1]))
+  stats0 = [_diff_stats(f[b:2 * b], f[:b]) for f in taps]
+  stats1 = [_diff_stats(f[2 * b:], f[:b]) for f in taps]
+  return stats0, stats1
 
 
 def distance_from_stats(stats, heads):
@@ -86,16 +111,30 @@ class Dist2Logit(nn.Module):
     return nn.Dense(1)(x)[..., 0]
 
 
-def save(path, heads, meta):
-  """Writes heads (5 arrays [C_k]) and `meta` (a JSON-able dict) to the folder `path`."""
+def save(path, heads, meta, backbone=None):
+  """Writes heads and `meta` (a JSON-able dict) to the folder `path`, atomically.
+
+  Args:
+    path: folder to (re)write.
+    heads: 5 arrays [C_k].
+    meta: how the heads were made (stored in heads.json).
+    backbone: fine-tuned VGG16 variables {'params': {'Conv_i': {'kernel', 'bias'}}} to store in
+      backbone.safetensors, or None (the metric then uses the pretrained VGG16).
+  """
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
 
+  meta = dict(meta, format=FORMAT, channels=list(CHANNELS),
+              backbone=None if backbone is None else BACKBONE_FILE)
   with atomic_path(path) as tmp:
     os.makedirs(tmp)
     save_file({f"lin{k}": np.asarray(w, np.float32) for k, w in enumerate(heads)},
               os.path.join(tmp, HEADS_FILE))
+    if backbone is not None:
+      flat = {f"{layer}/{name}": np.asarray(value, np.float32)
+              for layer, tensors in backbone["params"].items() for name, value in tensors.items()}
+      save_file(flat, os.path.join(tmp, BACKBONE_FILE))
     with open(os.path.join(tmp, META_FILE), "w") as f:
-      json.dump(dict(meta, format=FORMAT, channels=list(CHANNELS)), f, indent=1)
+      json.dump(meta, f, indent=1)
 
 
 def load(path):
@@ -127,3 +166,42 @@ def load(path):
       raise UserError(f"{files[0]}: lin{k} must be finite and non-negative")
     heads.append(jnp.asarray(w, jnp.float32))
   return heads, meta
+
+
+def load_backbone(path, meta):
+  """The fine-tuned VGG16 variables saved beside the heads, or None if the heads have none.
+
+  Args:
+    path: a folder written by `save`.
+    meta: its heads.json, from `load`.
+
+  Raises:
+    UserError: the file is missing, unreadable, or not a finite VGG16 of the expected shapes.
+  """
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+
+  name = meta.get("backbone")
+  if not name:
+    return None
+  if name != BACKBONE_FILE:
+    raise UserError(f"{os.path.join(path, META_FILE)}: backbone must be {BACKBONE_FILE!r}, "
+                    f"got {name!r}")
+  file = os.path.join(path, BACKBONE_FILE)
+  if not os.path.isfile(file):
+    raise UserError(f"{file}: missing (heads.json names a fine-tuned backbone)")
+  try:
+    tensors = load_file(file)
+  except Exception as e:  # safetensors raises its own error types
+    raise UserError(f"{file}: cannot read ({e})") from e
+  expected = weights.BUNDLES["vgg16"][1]
+  for key, shape in expected.items():
+    w = tensors.get(key)
+    if w is None or w.shape != shape:
+      raise UserError(f"{file}: {key} must have shape {shape}, "
+                      f"got {None if w is None else w.shape}")
+    if not np.all(np.isfinite(w)):
+      raise UserError(f"{file}: {key} must be finite")
+  extra = sorted(set(tensors) - set(expected))
+  if extra:
+    raise UserError(f"{file}: unexpected tensors {extra[:3]}")
+  return {"params": vgg16.unflatten(tensors)}

@@ -1,4 +1,9 @@
-"""`jaxcomp study prepare | serve | analyze | simulate`: the pairwise-comparison study."""
+"""`jaxcomp study prepare | serve | analyze | simulate | export-bapps`: subjective studies.
+
+Two modes (`prepare --mode`): pc, pairwise comparisons of codecs at matched bit rates (analysed
+by `analyze`), and 2afc, "which reconstruction is closer to the original?" on the triplets of a
+BAPPS-layout split (exported as a judged split by `export-bapps`).
+"""
 
 import csv
 import json
@@ -11,30 +16,42 @@ from jaxcomp.errors import UserError
 
 def register(subparsers):
   parser = subparsers.add_parser(
-      "study", help="pairwise-comparison subjective study: prepare, serve, analyze, simulate",
-      description="Pairwise-comparison subjective study (PCS 2022 protocol).")
+      "study", help="subjective study (pairwise comparison or 2AFC): prepare, serve, analyze, "
+                    "simulate, export-bapps",
+      description="Pairwise-comparison subjective study (PCS 2022 protocol), or 2AFC judgments "
+                  "of reconstruction triplets in the BAPPS layout.")
   sub = parser.add_subparsers(dest="study_command", metavar="<step>",
                               parser_class=type(parser))
   sub.required = True
 
-  p = sub.add_parser("prepare", help="stimuli at matched bit rates, golden pairs, manifest")
-  p.add_argument("--images", required=True, help="folder of source images")
+  p = sub.add_parser("prepare", help="stimuli at matched bit rates (or 2AFC triplets), golden "
+                                     "units, manifest")
+  p.add_argument("--mode", default="pc", choices=("pc", "2afc"),
+                 help="pc: pairs of codecs at matched rates (default); 2afc: the triplets of "
+                      "--triplets, 'which is closer to the original?'")
+  p.add_argument("--images", default=None, help="folder of source images (pc mode)")
+  p.add_argument("--triplets", default=None, metavar="DIR",
+                 help="2afc mode: BAPPS-layout folder with ref/, p0/, p1/ (e.g. from "
+                      "'jaxcomp perceptual build'; judge/ not needed)")
   p.add_argument("--model", action="append", default=[], metavar="NAME=DIR[,DIR...]",
                  help="a jaxcomp codec: its exported model directories (rate points); repeatable")
-  p.add_argument("--anchors", default="jpeg-420",
+  p.add_argument("--anchors", default=None,
                  help="classical anchors, comma-separated ('' for none; default jpeg-420)")
-  p.add_argument("--rates", default="low=0.25,medium=0.5,high=1.0", metavar="LABEL=BPP,...",
+  p.add_argument("--rates", default=None, metavar="LABEL=BPP,...",
                  help="target bit rates (default low=0.25,medium=0.5,high=1.0)")
-  p.add_argument("--crop", default="512x512", metavar="WxH", help="stimulus size (centre crop)")
+  p.add_argument("--crop", default=None, metavar="WxH",
+                 help="stimulus size (centre crop; default 512x512)")
   p.add_argument("--out", required=True, help="study folder to write")
-  p.add_argument("--design", default="adjacent", choices=("adjacent", "full", "random"))
+  p.add_argument("--design", default=None, choices=("adjacent", "full", "random"),
+                 help="pair design (pc mode; default adjacent)")
   p.add_argument("--trials-per-subject", type=int, default=40)
   p.add_argument("--golden-every", type=int, default=10,
                  help="one golden unit after every N main trials (0: none)")
   p.add_argument("--golden-quality", type=int, default=5, help="JPEG quality of golden units")
   p.add_argument("--min-screen", default="1920x1080", metavar="WxH",
                  help="smallest screen in physical pixels (default 1920x1080)")
-  p.add_argument("--show-reference", action="store_true", help="show the original above the pair")
+  p.add_argument("--show-reference", action="store_true",
+                 help="show the original above the pair (always shown, between them, in 2afc)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--title", default="Image quality study")
   p.set_defaults(func=run_prepare)
@@ -82,6 +99,23 @@ def register(subparsers):
   p.add_argument("--out", default=None, help="write the full report JSON here")
   p.set_defaults(func=run_simulate)
 
+  p = sub.add_parser("export-bapps",
+                     help="2afc votes as a BAPPS-layout split (judge = share choosing p1)")
+  p.add_argument("--study", required=True, help="2afc study folder (or its study.json)")
+  source = p.add_mutually_exclusive_group()
+  source.add_argument("--db", default=None,
+                      help="SQLAlchemy URL of the votes (default sqlite:///<study>/votes.db)")
+  source.add_argument("--votes", default=None,
+                      help="the server's /admin/export.json instead of the database")
+  p.add_argument("--out", required=True, help="split folder to write (ref/, p0/, p1/, judge/)")
+  p.add_argument("--min-votes", type=int, default=1,
+                 help="leave out triplets with fewer kept votes (default 1; counted)")
+  p.add_argument("--max-golden-failures", type=int, default=0)
+  p.add_argument("--min-response-ms", type=float, default=300.0)
+  p.add_argument("--max-fast-share", type=float, default=0.2)
+  p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
+  p.set_defaults(func=run_export_bapps)
+
 
 def _size(text, flag):
   try:
@@ -108,26 +142,57 @@ def _rates(text):
   return rates
 
 
+def _prepare_2afc(args, settings):
+  from jaxcomp.study import triplets  # pylint: disable=g-import-not-at-top
+
+  given = [flag for flag, value in (("--images", args.images), ("--model", args.model),
+                                    ("--anchors", args.anchors), ("--rates", args.rates),
+                                    ("--crop", args.crop), ("--design", args.design)) if value]
+  if given:
+    raise UserError(f"{', '.join(given)}: pc mode only (2afc takes --triplets)")
+  if not args.triplets:
+    raise UserError("--mode 2afc needs --triplets DIR (a folder with ref/, p0/, p1/)")
+  study = triplets.prepare(args.triplets, args.out, settings)
+  print(f"wrote {args.out}: {len(study['scenes'])} triplets "
+        f"({study['stimulus_size'][0]}x{study['stimulus_size'][1]}), {len(study['golden'])} "
+        f"golden units, {len(study['training'])} training units")
+  return 0
+
+
 def run_prepare(args):
+  if args.trials_per_subject < 1 or args.golden_every < 0:
+    raise UserError("--trials-per-subject must be >= 1 and --golden-every >= 0")
+  if not 1 <= args.golden_quality <= 100:
+    raise UserError(f"--golden-quality must be in 1..100, got {args.golden_quality}")
+  settings = {"trials_per_subject": args.trials_per_subject, "golden_every": args.golden_every,
+              "seed": args.seed, "golden_quality": args.golden_quality,
+              "min_screen": _size(args.min_screen, "--min-screen"),
+              "show_reference": args.show_reference, "title": args.title}
+  if args.mode == "2afc":
+    return _prepare_2afc(args, settings)
+  if args.triplets:
+    raise UserError("--triplets: 2afc mode only (add --mode 2afc)")
+  if not args.images:
+    raise UserError("--images is required (pc mode)")
+  return _prepare_pc(args, settings)
+
+
+def _prepare_pc(args, settings):
   from jaxcomp.evaluate import anchors, rd_eval  # pylint: disable=g-import-not-at-top
   from jaxcomp.study import prepare  # pylint: disable=g-import-not-at-top
 
+  anchor_spec = "jpeg-420" if args.anchors is None else args.anchors
   codecs = []
   for spec in args.model:
     name, _, dirs = spec.partition("=")
     if not name or not dirs:
       raise UserError(f"--model: expected NAME=DIR[,DIR...], got {spec!r}")
     codecs.append(rd_eval.model_codec([d for d in dirs.split(",") if d], name))
-  anchor_list = anchors.resolve(args.anchors) if args.anchors.strip() else []
-  if args.trials_per_subject < 1 or args.golden_every < 0:
-    raise UserError("--trials-per-subject must be >= 1 and --golden-every >= 0")
-  settings = {"design": args.design, "trials_per_subject": args.trials_per_subject,
-              "golden_every": args.golden_every, "seed": args.seed,
-              "golden_quality": args.golden_quality,
-              "min_screen": _size(args.min_screen, "--min-screen"),
-              "show_reference": args.show_reference, "title": args.title}
+  anchor_list = anchors.resolve(anchor_spec) if anchor_spec.strip() else []
+  settings = dict(settings, design=args.design or "adjacent")
   study = prepare.prepare(rd_eval.list_images(args.images), codecs, anchor_list,
-                          _rates(args.rates), args.out, _size(args.crop, "--crop"), settings)
+                          _rates(args.rates or "low=0.25,medium=0.5,high=1.0"), args.out,
+                          _size(args.crop or "512x512", "--crop"), settings)
   print(f"wrote {args.out}: {len(study['scenes'])} scenes, {len(study['golden'])} golden units, "
         f"{len(study['training'])} training units")
   return 0
@@ -204,3 +269,57 @@ def run_simulate(args):
       json.dump(report, f, indent=1)
   print(json.dumps({d: report[d]["comparisons_needed"] for d in ("full", "random", "adjacent")}))
   return 0
+
+
+def run_export_bapps(args):
+  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import analysis, bapps, db, manifest, server
+  from jaxcomp.study import votes as votes_lib
+  # pylint: enable=g-import-not-at-top
+
+  study, folder = manifest.load(args.study)
+  if args.votes:
+    all_votes = votes_lib.read(args.votes)
+  else:
+    url = args.db or f"sqlite:///{os.path.join(folder, 'votes.db')}"
+    _require_sqlite_file(url)
+    engine = db.connect(url)
+    try:
+      all_votes = votes_lib.from_rows(server.export_rows(engine))
+    finally:
+      engine.dispose()
+  thresholds = analysis.Thresholds(max_golden_failures=args.max_golden_failures,
+                                   min_response_ms=args.min_response_ms,
+                                   max_fast_share=args.max_fast_share)
+  info = bapps.export(study, folder, all_votes, args.out, thresholds, args.min_votes)
+  for entry in info["rejections"]:
+    sys.stderr.write(f"{entry['action']}: {entry['observer']}: {entry['reason']}\n")
+  if info["skipped"]:
+    sys.stderr.write(f"skipped {len(info['skipped'])} of {len(study['scenes'])} triplets with "
+                     f"fewer than {args.min_votes} kept votes\n")
+  per_triplet = [t["votes"] for t in info["triplets"]]
+  summary = {"triplets": len(info["triplets"]), "skipped": len(info["skipped"]),
+             "subjects": info["subjects"], "kept": len(info["kept_subjects"]),
+             "votes": info["votes"], "min_votes_per_triplet": min(per_triplet),
+             "max_votes_per_triplet": max(per_triplet), "left_share": info["left_share"],
+             "out": args.out}
+  print(json.dumps(summary) if args.json else
+        f"wrote {args.out}: {summary['triplets']} triplets judged by {summary['kept']} of "
+        f"{summary['subjects']} subjects ({summary['votes']} votes, "
+        f"{summary['min_votes_per_triplet']}-{summary['max_votes_per_triplet']} per triplet; "
+        f"left chosen {summary['left_share']:.0%}), {summary['skipped']} skipped")
+  return 0
+
+
+def _require_sqlite_file(url):
+  """UserError for a SQLite URL whose file does not exist (connecting would create it)."""
+  import sqlalchemy as sa  # pylint: disable=g-import-not-at-top
+
+  try:
+    parsed = sa.engine.make_url(url)
+  except sa.exc.ArgumentError as e:
+    raise UserError(f"--db {url}: {e}") from None
+  if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+      and not os.path.isfile(parsed.database):
+    raise UserError(f"no votes database at {parsed.database} (give --db URL or --votes "
+                    "export.json)")

@@ -1,4 +1,7 @@
-"""Display requirements: the screen is large enough and the pair fits the window at 1:1.
+"""Display requirements: the screen is large enough and the stimuli fit the window at 1:1.
+
+PC mode shows two stimuli side by side (the reference above them when asked); 2AFC mode shows
+three in a row (the reference between the two reconstructions).
 
 The client reports `screen_w`, `screen_h`, `window_w`, `window_h` (CSS pixels) and
 `device_pixel_ratio`; physical sizes are CSS sizes times the ratio. Images are shown at CSS size
@@ -9,7 +12,7 @@ whether the rendered images measured exactly W x H device pixels.
 import math
 
 FIELDS = ("screen_w", "screen_h", "window_w", "window_h", "device_pixel_ratio")
-# Device pixels around the two stimuli side by side (gaps, margins) and above them (text, buttons).
+# Device pixels around the stimuli side by side (gaps, margins) and above them (text, buttons).
 MARGIN_W = 48
 MARGIN_H = 120
 
@@ -33,8 +36,10 @@ def parse(display):
 
 
 def required_window(study):
-  """(W, H) device pixels the window needs for the pair (and the reference above it, if shown)."""
+  """(W, H) device pixels the window needs for the stimuli of one trial (see the docstring)."""
   width, height = study["stimulus_size"]
+  if study.get("mode") == "2afc":
+    return 3 * width + MARGIN_W, height + MARGIN_H
   rows = 2 if study.get("show_reference") else 1
   return 2 * width + MARGIN_W, rows * height + MARGIN_H
 

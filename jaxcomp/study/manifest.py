@@ -1,6 +1,7 @@
 """The study manifest (`study.json`, written by `jaxcomp study prepare`, read by `serve`).
 
     {"format": "jaxcomp-study", "version": 1, "title": str,
+     "mode": "pc" | "2afc",                          absent means "pc"
      "stimulus_size": [W, H],                       every stimulus is W x H pixels
      "display": {"min_screen": [W, H]},             physical pixels (screen size x devicePixelRatio)
      "design": {"name": "adjacent" | "full" | "random", "trials_per_subject": int,
@@ -12,6 +13,11 @@
 
 A unit is one fixed pair with a right answer: {"scene", "reference", "conditions": {c1: file,
 c2: file}, "expected": c1 or c2}. Files are relative to the manifest's folder, lossless PNG.
+
+Mode "2afc" (`triplets` module): every scene is one triplet, {"id", "name": its file name in the
+source split, "reference", "conditions": {"p0": file, "p1": file}, "info": {...}}; the design is
+"balanced" (`schedule`), the reference is always shown (between the two), and the manifest has
+"source": {"triplets": folder, "had_judges": bool, "info": the rest of its info.json}.
 """
 
 import json
@@ -23,6 +29,19 @@ from jaxcomp.study import designs
 FORMAT = "jaxcomp-study"
 VERSION = 1
 FILE = "study.json"
+MODES = ("pc", "2afc")
+TWO_AFC_DESIGN = "balanced"
+TWO_AFC_CONDITIONS = ("p0", "p1")
+
+
+def mode(study):
+  """'pc' or '2afc'."""
+  return study.get("mode", "pc")
+
+
+def shows_reference(study):
+  """Whether trials show the original (always in 2AFC, on request in PC mode)."""
+  return mode(study) == "2afc" or bool(study.get("show_reference"))
 
 
 def load(path):
@@ -42,15 +61,21 @@ def load(path):
 def _validate(study, folder, path):
   if not isinstance(study, dict) or study.get("format") != FORMAT:
     raise UserError(f"{path}: not a {FORMAT} manifest")
+  if study.get("mode", "pc") not in MODES:
+    raise UserError(f"{path}: mode must be one of {', '.join(MODES)}")
+  two_afc = mode(study) == "2afc"
+  names = (TWO_AFC_DESIGN,) if two_afc else designs.DESIGNS
   design = study.get("design", {})
-  if design.get("name") not in designs.DESIGNS:
-    raise UserError(f"{path}: design.name must be one of {', '.join(designs.DESIGNS)}")
+  if design.get("name") not in names:
+    raise UserError(f"{path}: design.name must be one of {', '.join(names)}")
   if not study.get("scenes"):
     raise UserError(f"{path}: no scenes")
   files = []
   for scene in study["scenes"]:
     if len(scene.get("conditions", {})) < 2:
       raise UserError(f"{path}: scene {scene.get('id')} has fewer than 2 conditions")
+    if two_afc and sorted(scene["conditions"]) != list(TWO_AFC_CONDITIONS):
+      raise UserError(f"{path}: 2AFC scene {scene.get('id')} needs exactly conditions p0, p1")
     files += list(scene["conditions"].values()) + [scene["reference"]]
   for unit in study.get("golden", []) + study.get("training", []):
     if len(unit.get("conditions", {})) != 2 or unit.get("expected") not in unit["conditions"]:

@@ -8,6 +8,10 @@ picks a pair this subject has not judged yet:
     one permutation for everybody, random one per subject);
   adjacent: among the unjudged pairs nearest in the scene's current group ranking
     (Bradley-Terry on all main votes so far), the one compared least often by the group.
+In a 2AFC study (design "balanced") every scene is one triplet with the single pair (p0, p1);
+each subject judges a triplet at most once, and the next main trial is the unjudged triplet with
+the fewest main votes from the group, then the fewest assigned main trials (pending ones count, so
+subjects starting together get different triplets), then the subject's seeded random order.
 The screen side of each condition is drawn per trial. Everything is seeded by the design seed and
 the subject id, so a replayed study assigns the same trials.
 """
@@ -18,7 +22,7 @@ import time
 import numpy as np
 import sqlalchemy as sa
 
-from jaxcomp.study import db, designs, scaling
+from jaxcomp.study import db, designs, manifest, scaling
 
 ADJACENT_ALPHA = 0.1
 
@@ -41,6 +45,8 @@ def total_trials(study):
   """Trials a subject sees at most (training + main + golden)."""
   design = study["design"]
   main = design["trials_per_subject"]
+  if manifest.mode(study) == "2afc":
+    main = min(main, len(study["scenes"]))
   every = design.get("golden_every", 0)
   golden = min(len(study.get("golden", [])), main // every) if every else 0
   return len(study.get("training", [])) + main + golden
@@ -91,12 +97,33 @@ def _plan(conn, study, subject_id, existing):
   scenes = study["scenes"]
   order = np.random.default_rng([design.get("seed", 0), subject_seed(subject_id)]).permutation(
       len(scenes))
+  if manifest.mode(study) == "2afc":
+    scene = _least_judged_triplet(conn, scenes, order, {s for s, _, _ in judged})
+    return None if scene is None else ("main", scene["id"], tuple(scene["conditions"]), None)
   for step in range(len(scenes)):
     scene = scenes[order[(len(main) + step) % len(scenes)]]
     pair = _pick(conn, design, scene, subject_id, judged)
     if pair is not None:
       return "main", scene["id"], pair, None
   return None
+
+
+def _least_judged_triplet(conn, scenes, order, judged):
+  """The 2AFC scene not in `judged` with the fewest (main votes, main trials), then by `order`."""
+  def counts(query):
+    return dict(conn.execute(query.where(db.trials.c.kind == "main")
+                             .group_by(db.trials.c.scene)).all())
+
+  assigned = counts(sa.select(db.trials.c.scene, sa.func.count()))
+  voted = counts(sa.select(db.trials.c.scene, sa.func.count())
+                 .join(db.votes, db.votes.c.trial_id == db.trials.c.id))
+  rank = {int(k): r for r, k in enumerate(order)}
+  candidates = [k for k, s in enumerate(scenes) if s["id"] not in judged]
+  if not candidates:
+    return None
+  best = min(candidates, key=lambda k: (voted.get(scenes[k]["id"], 0),
+                                        assigned.get(scenes[k]["id"], 0), rank[k]))
+  return scenes[best]
 
 
 def _unit(kind, unit):

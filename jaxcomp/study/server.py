@@ -1,5 +1,10 @@
 """`jaxcomp study serve`: the Flask app that shows pairs to subjects and stores their votes.
 
+The same app serves both modes of the manifest: PC (two stimuli, "which is better?") and 2AFC
+(two reconstructions either side of the original, "which is closer to the original?"; the
+reference URL is always given). Votes of both modes are stored alike: the chosen condition
+(p0 or p1 in 2AFC) and the screen side.
+
 Subject routes (JSON; the page at / drives them):
   POST /api/session                 {consent: true, display: {...}, user_agent} -> {session};
                                     refused (nothing stored) without consent or on a too-small
@@ -12,7 +17,8 @@ Subject routes (JSON; the page at / drives them):
                                     name the codecs, never reach the page).
   POST /api/vote                    {session, trial, choice: 'left'|'right', response_ms, display}.
 Experimenter routes (token as 'Authorization: Bearer <token>' or '?token='):
-  GET  /admin/progress, /admin/export.csv (pwcmp long format), /admin/export.json.
+  GET  /admin/progress, /admin/export.csv (pwcmp long format), /admin/export.json (with the
+  study's mode).
 
 A vote is stored only if it is well formed, its session exists, the trial was assigned to that
 session and has no vote yet, and the reported display still passes the checks with the images at
@@ -28,7 +34,7 @@ import time
 import flask
 import sqlalchemy as sa
 
-from jaxcomp.study import db, displaycheck, schedule, votes as votes_lib
+from jaxcomp.study import db, displaycheck, manifest, schedule, votes as votes_lib
 
 SIDES = ("left", "right")
 
@@ -54,7 +60,8 @@ def create_app(study, folder, engine, token):
   @app.get("/")
   def page():
     return flask.render_template("study.html", title=study.get("title", "Image quality study"),
-                                 show_reference=bool(study.get("show_reference")))
+                                 mode=manifest.mode(study),
+                                 show_reference=manifest.shows_reference(study))
 
   @app.post("/api/session")
   def new_session():
@@ -89,7 +96,7 @@ def create_app(study, folder, engine, token):
             for side in (*SIDES, "reference")}
     return flask.jsonify(done=False, trial=trial["id"], kind=trial["kind"], left=urls["left"],
                          right=urls["right"], reference=urls["reference"]
-                         if study.get("show_reference") else None, **_progress(sid))
+                         if manifest.shows_reference(study) else None, **_progress(sid))
 
   @app.get("/api/image/<sid>/<int:trial_id>/<which>")
   def image(sid, trial_id, which):
@@ -163,8 +170,8 @@ def create_app(study, folder, engine, token):
     _check_token()
     with engine.connect() as conn:
       subjects = [dict(r) for r in conn.execute(sa.select(db.subjects)).mappings()]
-    return flask.jsonify(study=study.get("title"), exported=time.time(),
-                         votes=_export_rows(), subjects=subjects)
+    return flask.jsonify(study=study.get("title"), mode=manifest.mode(study),
+                         exported=time.time(), votes=export_rows(engine), subjects=subjects)
 
   def _json_body():
     body = flask.request.get_json(silent=True)
@@ -212,31 +219,30 @@ def create_app(study, folder, engine, token):
     if not given or not hmac.compare_digest(given.encode(), token.encode()):
       raise Refusal(401, "experimenter token required")
 
-  def _export_rows():
-    query = (sa.select(db.votes, db.trials.c.kind, db.trials.c.left, db.trials.c.expected,
-                       db.trials.c.position)
-             .join(db.trials, db.trials.c.id == db.votes.c.trial_id)
-             .where(db.trials.c.kind != "training").order_by(db.votes.c.id))
-    with engine.connect() as conn:
-      rows = conn.execute(query).mappings().all()
-    out = []
-    for r in rows:
-      right = r["condition_b"] if r["left"] == r["condition_a"] else r["condition_a"]
-      out.append({"observer": r["subject_id"], "session": 1, "scene": r["scene"],
-                  "condition_1": r["left"], "condition_2": right,
-                  "selection": 1 if r["side"] == "left" else 2, "kind": r["kind"],
-                  "expected": r["expected"], "response_ms": r["response_ms"],
-                  "server_ms": r["server_ms"], "position": r["position"],
-                  "display": r["display"], "created": r["created"]})
-    return out
-
   def _export_votes():
-    return [votes_lib.Vote(observer=r["observer"], session=r["session"], scene=r["scene"],
-                           condition_1=r["condition_1"], condition_2=r["condition_2"],
-                           selection=r["selection"], kind=r["kind"], expected=r["expected"],
-                           response_ms=r["response_ms"]) for r in _export_rows()]
+    return votes_lib.from_rows(export_rows(engine))
 
   return app
+
+
+def export_rows(engine):
+  """Every non-training vote as an export row (condition_1: the left image), in vote order."""
+  query = (sa.select(db.votes, db.trials.c.kind, db.trials.c.left, db.trials.c.expected,
+                     db.trials.c.position)
+           .join(db.trials, db.trials.c.id == db.votes.c.trial_id)
+           .where(db.trials.c.kind != "training").order_by(db.votes.c.id))
+  with engine.connect() as conn:
+    rows = conn.execute(query).mappings().all()
+  out = []
+  for r in rows:
+    right = r["condition_b"] if r["left"] == r["condition_a"] else r["condition_a"]
+    out.append({"observer": r["subject_id"], "session": 1, "scene": r["scene"],
+                "condition_1": r["left"], "condition_2": right,
+                "selection": 1 if r["side"] == "left" else 2, "kind": r["kind"],
+                "expected": r["expected"], "response_ms": r["response_ms"],
+                "server_ms": r["server_ms"], "position": r["position"],
+                "display": r["display"], "created": r["created"]})
+  return out
 
 
 def _stimulus_files(study):

@@ -91,13 +91,17 @@ def _from_csv(text, path):
 
 def _from_json(text, path):
   try:
-    rows = json.loads(text)["votes"]
-    return [Vote(observer=str(r["observer"]), session=int(r.get("session", 1)), scene=r["scene"],
-                 condition_1=r["condition_1"], condition_2=r["condition_2"],
-                 selection=_selection(r["selection"]), kind=r.get("kind", "main"),
-                 expected=r.get("expected"), response_ms=r.get("response_ms")) for r in rows]
+    return from_rows(json.loads(text)["votes"])
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{path}: not a study export ({type(e).__name__}: {e})") from None
+
+
+def from_rows(rows):
+  """[Vote] from export rows (dicts as in the JSON export's "votes" list)."""
+  return [Vote(observer=str(r["observer"]), session=int(r.get("session", 1)), scene=r["scene"],
+               condition_1=r["condition_1"], condition_2=r["condition_2"],
+               selection=_selection(r["selection"]), kind=r.get("kind", "main"),
+               expected=r.get("expected"), response_ms=r.get("response_ms")) for r in rows]
 
 
 def _selection(value):

@@ -128,9 +128,13 @@ def export_model(workdir, out, step=None):
 
   config = read_config(workdir)
   params, step = load_params(workdir, step)
-  model = models.build(config["arch"], config["N"], config["M"])
+  saliency = config.get("saliency") or {}
+  model = models.build(config["arch"], config["N"], config["M"],
+                       saliency_input=bool(saliency.get("input")),
+                       saliency_hyper=bool(saliency.get("hyper_input")))
   variables = models.refit_quantiles({"params": jax.tree.map(np.asarray, params)})
   export.check_shapes(model, variables, workdir)
   export.save(out, config["arch"], config["N"], config["M"], jax.device_get(variables),
-              source=f"{os.path.abspath(workdir)} step {step}")
+              source=f"{os.path.abspath(workdir)} step {step}",
+              saliency=saliency if model.needs_saliency else None)
   return step

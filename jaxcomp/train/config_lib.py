@@ -39,8 +39,21 @@ def base(arch, quality):
   config.ste = False  # straight-through rounded y into g_s (noise for the rate either way)
   config.dtype = "float32"  # transforms' compute dtype: 'bfloat16' for mixed precision on GPU/TPU
 
-  config.distortion = "mse"  # 'mse' = 255^2 MSE; else a jaxcomp.metrics.registry loss name
+  # 'mse' = 255^2 MSE; else a jaxcomp.metrics.registry loss name, or a weighted sum of terms,
+  # each optionally saliency-weighted: 'ms_ssim + 0.1*lpips + 2*l1@saliency'
+  # (jaxcomp/train/distortion.py).
+  config.distortion = "mse"
   config.lmbda = models.MSE_LAMBDAS[quality]  # L = bpp + lmbda * distortion
+
+  # Saliency (jaxcomp.saliency), used by '@saliency' distortion terms and the encoder inputs.
+  config.saliency = ml_collections.ConfigDict()
+  config.saliency.model = "sdsp"  # 'sdsp', 'centre' or a learned saliency weights folder
+  config.saliency.alpha = 4.0  # '@saliency' weights w = normalise(1 + alpha S), mean 1 per image
+  config.saliency.input = False  # S as a 4th input channel of g_a (learned bit allocation)
+  config.saliency.hyper_input = False  # S pooled to the latent grid as an extra input of h_a
+  # 'image': S of the whole training image, cropped with it (what the encoder sees at test time);
+  # 'crop': S of each crop, computed in the training step (no per-image maps to compute/cache).
+  config.saliency.scope = "image"
 
   config.num_train_steps = 1_000_000  # tensorflow-compression's bmshj2018 default (1000 x 1000)
   config.batch_size = 8  # global: split over hosts, then over each host's devices

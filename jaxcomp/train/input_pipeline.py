@@ -10,9 +10,11 @@ the seed and the global batch, never on the number of hosts or devices, and the 
 state is the next global example index (saved with every checkpoint).
 """
 
+import collections
 import concurrent.futures
 import functools
 import os
+import threading
 
 import numpy as np
 from absl import logging
@@ -128,13 +130,61 @@ def create_source(data_config, min_size):
   return ImageFolder(data_config.dir, min_size, data_config.get("cache_images", 0))
 
 
+class SaliencySource:
+  """A source whose images carry their saliency as two more channels, [H, W, 5] uint8.
+
+  The map is computed on the whole image (as the encoder sees it when compressing that image), so
+  a crop's saliency is the crop of the image's map, not the map of the crop. Channel 4 holds
+  round(255 S), channel 5 round(255 mean(S)) everywhere (the whole image's mean, which normalises
+  the saliency weights of its crops); `random_crop` crops and flips them with the image. Maps of
+  up to `cache` images are kept (least recently used dropped): a map costs more than decoding.
+
+  Args:
+    source: the image source (`ImageFolder`, `TfdsSource`).
+    saliency: a `jaxcomp.saliency.SaliencyModel`.
+    cache: number of maps kept in memory.
+  """
+
+  def __init__(self, source, saliency, cache=256):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    self._source, self._cache_size = source, cache
+    self._apply = jax.jit(saliency.apply)
+    self._params = saliency.params
+    self._maps = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def __getattr__(self, name):  # name, skipped_small, ... of the wrapped source
+    return getattr(self._source, name)
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    image = self._source[index]
+    with self._lock:
+      s = self._maps.get(int(index))
+      if s is not None:
+        self._maps.move_to_end(int(index))
+    if s is None:
+      x = image[None].astype(np.float32) / 255.0
+      s = np.clip(np.asarray(self._apply(self._params, x))[0], 0.0, 1.0)
+      s = np.stack([s, np.full_like(s, s.mean())], axis=-1)
+      s = np.round(s * 255.0).astype(np.uint8)
+      with self._lock:
+        self._maps[int(index)] = s
+        while len(self._maps) > self._cache_size:
+          self._maps.popitem(last=False)
+    return np.concatenate([image, s], axis=-1)
+
+
 def permutation(seed, epoch, n):
   """The order of the n images in an epoch."""
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def random_crop(image, size, rng, flip):
-  """[H, W, 3] uint8 -> [size, size, 3] float32 in [0, 1], offset (and flip) drawn from rng."""
+  """[H, W, C] uint8 -> [size, size, C] float32 in [0, 1], offset (and flip) drawn from rng."""
   top = rng.integers(0, image.shape[0] - size + 1)
   left = rng.integers(0, image.shape[1] - size + 1)
   crop = image[top:top + size, left:left + size]

@@ -23,6 +23,7 @@ from absl import logging
 from flax import jax_utils
 from jax.experimental import multihost_utils
 
+from jaxcomp import saliency as saliency_lib
 from jaxcomp.codec import models
 from jaxcomp.errors import UserError
 from jaxcomp.train import checkpoint, input_pipeline, step
@@ -80,8 +81,55 @@ def create_distortion(name):
   return metric.loss_fn, metric.params
 
 
+def saliency_settings(config):
+  """(model spec, alpha, input, hyper_input) of a config (defaults for configs without them)."""
+  sal = config.get("saliency") or {}
+  return (sal.get("model", "sdsp"), float(sal.get("alpha", 0.0)), bool(sal.get("input", False)),
+          bool(sal.get("hyper_input", False)))
+
+
+def create_objective(config, model):
+  """(distortion, distortion_params, saliency, saliency_params) for a config and its model.
+
+  A plain single distortion (no '+', no '@saliency') and a model without saliency input give
+  `create_distortion`'s pair and no saliency, as before. Otherwise the distortion is a
+  `distortion.Distortion` over the config's terms, and `saliency` is the saliency model's pure
+  `apply` (its weights in `saliency_params`) whenever a term or the encoder needs the map.
+  """
+  from jaxcomp.train import distortion as distortion_lib  # pylint: disable=g-import-not-at-top
+
+  spec, alpha, _, _ = saliency_settings(config)
+  terms = distortion_lib.parse(config.distortion)
+  plain = len(terms) == 1 and terms[0].weight == 1.0 and not terms[0].salient
+  if plain and not model.needs_saliency:
+    return (*create_distortion(terms[0].name), None, None)
+  dist, dist_params = distortion_lib.create(config.distortion, alpha)
+  if not (dist.needs_saliency or model.needs_saliency):
+    return dist, dist_params, None, None
+  saliency_model = saliency_lib.load(spec)
+  return dist, dist_params, saliency_model.apply, saliency_model.params
+
+
+def _widen_inputs(loaded, wanted, name):
+  """A conv kernel [kh, kw, c_in, c_out] with fewer input channels than wanted, zero-extended.
+
+  Fine-tuning a model with saliency inputs from one without: the new input channels start with
+  zero weights, so the fine-tune starts exactly at the loaded model. None if not that case.
+  """
+  have, want = np.shape(loaded), tuple(wanted)
+  if (len(have) == 4 and len(want) == 4 and have[:2] == want[:2] and have[3] == want[3]
+      and have[2] < want[2] and name.endswith("['kernel']")):
+    extra = np.zeros(have[:2] + (want[2] - have[2], have[3]), np.asarray(loaded).dtype)
+    return np.concatenate([np.asarray(loaded), extra], axis=2)
+  return None
+
+
 def load_init_params(path, params):
-  """Params from a training workdir or an exported model, checked against `params`' shapes."""
+  """Params from a training workdir or an exported model, checked against `params`' shapes.
+
+  Kernels of the first g_a / h_a convolutions may have fewer input channels than `params` (an
+  MSE model fine-tuned with saliency inputs): they are zero-extended (`_widen_inputs`).
+  """
   from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
 
   if os.path.isfile(os.path.join(path, export.CONFIG_FILE)):
@@ -94,9 +142,15 @@ def load_init_params(path, params):
   leaves = []
   for key_path, value in jax.tree_util.tree_flatten_with_path(params)[0]:
     name = jax.tree_util.keystr(key_path)
-    if name not in have or np.shape(have[name]) != np.shape(value):
+    loaded = have.get(name)
+    if loaded is not None and np.shape(loaded) != np.shape(value):
+      loaded = _widen_inputs(loaded, np.shape(value), name)
+      if loaded is not None:
+        logging.info("init_from: %s zero-extended to %s input channels", name,
+                     np.shape(value)[2])
+    if loaded is None:
       raise UserError(f"init_from: {path} does not fit this config's model (at {name})")
-    leaves.append(jnp.asarray(have[name]))
+    leaves.append(jnp.asarray(loaded))
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
 
 
@@ -142,17 +196,25 @@ class Evaluator:
   a warning.
   """
 
-  def __init__(self, config, model, train_source):
+  def __init__(self, config, model, train_source, saliency=None, saliency_params=None):
     size = config.eval.patch_size
     source = (input_pipeline.ImageFolder(config.eval.dir, size) if config.eval.dir
               else train_source)
+    if isinstance(train_source, input_pipeline.SaliencySource) and config.eval.dir:
+      source = input_pipeline.SaliencySource(source, saliency_lib.load(config.saliency.model))
     stream = input_pipeline.CropStream(source, size, config.seed + 1, flip=False)
     self.images = stream.batch(0, config.eval.batch_size)
     self.metrics = self._load_metrics(config.eval.metrics)
+    self.saliency = None
+    if self.images.shape[-1] == 5:  # crops of the whole images' saliency maps
+      self.images, maps = self.images[..., :3], self.images[..., 3]
+      self.saliency = maps if model.needs_saliency else None
+    elif model.needs_saliency:
+      self.saliency = jax.jit(saliency)(saliency_params, self.images)
 
-    def code(params, x):
+    def code(params, x, s):
       variables = models.refit_quantiles({"params": params})
-      out = model.apply(variables, x, training=False)
+      out = model.apply(variables, x, training=False, saliency=s)
       bpp = models.rate_bits(out["likelihoods"]) / (x.shape[1] * x.shape[2])
       return jnp.mean(bpp), jnp.clip(out["x_hat"], 0.0, 1.0)
 
@@ -178,7 +240,7 @@ class Evaluator:
 
   def __call__(self, params):
     """{'bpp': float, metric name: float} on the validation batch."""
-    bpp, x_hat = self._code(params, self.images)
+    bpp, x_hat = self._code(params, self.images, self.saliency)
     results = {"bpp": float(bpp)}
     for name, (compute, metric_params) in list(self.metrics.items()):
       try:
@@ -236,12 +298,18 @@ def train_and_evaluate(config, workdir):
 
   if config.dtype not in ("float32", "bfloat16"):
     raise UserError(f"dtype must be float32 or bfloat16, not {config.dtype!r}")
+  _, _, saliency_input, saliency_hyper = saliency_settings(config)
   model = build_model(config.arch, config.N, config.M, ste=config.ste,
-                      dtype=jnp.dtype(config.dtype))
+                      dtype=jnp.dtype(config.dtype), saliency_input=saliency_input,
+                      saliency_hyper=saliency_hyper)
   tx, schedule = create_optimizer(config)
   init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))
   state = step.create_state(model, init_key, image_size=INIT_IMAGE_SIZE, optimizer=tx)
-  distortion, distortion_params = create_distortion(config.distortion)
+  distortion, distortion_params, saliency, saliency_params = create_objective(config, model)
+  if saliency is not None and config.saliency.get("scope", "image") == "image":
+    source = input_pipeline.SaliencySource(source, saliency_lib.load(config.saliency.model))
+  elif saliency is not None and config.saliency.scope != "crop":
+    raise UserError(f"saliency.scope must be 'image' or 'crop', not {config.saliency.scope!r}")
 
   if process_index == 0:
     checkpoint.write_config(workdir, config)
@@ -265,16 +333,17 @@ def train_and_evaluate(config, workdir):
                                      config.data.flip)
   batches = input_pipeline.host_batches(stream, config.batch_size, data_state["next_example"],
                                         process_index, process_count, len(devices))
-  evaluator = (Evaluator(config, model, source)
+  evaluator = (Evaluator(config, model, source, saliency, saliency_params)
                if config.eval.every_steps and process_index == 0 else None)
   writer = None
   if process_index == 0:
     import tensorboardX  # pylint: disable=g-import-not-at-top
 
     writer = tensorboardX.SummaryWriter(workdir)
-  p_step = step.make_pmap_step(distortion, tuple(devices))
+  p_step = step.make_pmap_step(distortion, tuple(devices), saliency)
   r_state = step.replicate(state, devices)
   r_distortion_params = step.replicate(distortion_params, devices)
+  r_saliency_params = step.replicate(saliency_params, devices)
 
   progress = Progress(first_step, config.num_train_steps)
   history = []  # (step, device metrics) since the last flush
@@ -288,7 +357,7 @@ def train_and_evaluate(config, workdir):
       for step_count in range(first_step + 1, total + 1):
         firsts, images = next(batches)
         r_state, metrics = p_step(r_state, images, noise_key, config.lmbda, r_distortion_params,
-                                  firsts)
+                                  firsts, r_saliency_params)
         data_state["next_example"] += config.batch_size
         history.append((step_count, jax_utils.unreplicate(metrics)))
         preempted = preemption.reached(step_count)

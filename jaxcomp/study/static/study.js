@@ -1,12 +1,18 @@
 // Subject page of `jaxcomp study serve`: consent, display checks, training and votes.
 // The server decides everything that matters (admission, which pair, one vote per pair); this
 // script reports the display, shows each pair at 1:1 and measures the response time.
+// In 2AFC mode (body data-mode="2afc") the original sits between the two pictures and the
+// question is which one is closer to it.
 "use strict";
 
 const KEY = "jaxcomp-study-session";
 const $ = (id) => document.getElementById(id);
+const TWO_AFC = document.body.dataset.mode === "2afc";
+const QUESTION = TWO_AFC ? "Which picture is closer to the original (middle)?" :
+    "Which picture has better quality?";
 let current = null;   // {trial, kind, shownAt}
 let busy = false;
+let referenceShown = false;
 
 function display(oneToOne) {
   const d = {
@@ -55,7 +61,7 @@ function placeOneToOne(img) {
 function shownOneToOne() {
   const ratio = window.devicePixelRatio || 1;
   const imgs = [$("left"), $("right")];
-  if (!$("reference-row").hidden) imgs.push($("reference"));
+  if (referenceShown) imgs.push($("reference"));
   return imgs.every((img) => {
     const r = img.getBoundingClientRect();
     return Math.abs(r.width * ratio - img.naturalWidth) < 0.5 &&
@@ -71,11 +77,12 @@ async function nextTrial(sid) {
   if (data.done) { show("done"); return; }
   show("trial");
   $("phase").textContent = data.kind === "training" ?
-      `Training (${data.voted + 1} of ${data.training}): which picture has better quality?` :
-      "Which picture has better quality?";
+      `Training (${data.voted + 1} of ${data.training}): ${QUESTION[0].toLowerCase()}` +
+          QUESTION.slice(1) : QUESTION;
   $("feedback").textContent = "";
   const imgs = [[$("left"), data.left], [$("right"), data.right]];
-  $("reference-row").hidden = !data.reference;
+  referenceShown = Boolean(data.reference);
+  if (!TWO_AFC) $("reference-row").hidden = !referenceShown;
   if (data.reference) imgs.push([$("reference"), data.reference]);
   for (const [img, url] of imgs) { img.style.visibility = "hidden"; img.src = url; }
   await Promise.all(imgs.map(([img]) => loaded(img)));
@@ -105,7 +112,8 @@ async function vote(choice) {
   const sid = current.sid;
   current = null;
   if ("correct" in data) {
-    $("feedback").textContent = data.correct ? "Correct." : "Not quite: the other one was better.";
+    $("feedback").textContent = data.correct ? "Correct." :
+        `Not quite: the other one was ${TWO_AFC ? "closer" : "better"}.`;
     await new Promise((r) => setTimeout(r, 700));
   }
   await nextTrial(sid);
