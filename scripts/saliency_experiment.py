@@ -130,6 +130,9 @@ def main():
   parser.add_argument("--lambda-factors", default="0.5,1,2",
                       help="lambdas of both arms as multiples of quality 3's MSE lambda")
   parser.add_argument("--fraction", type=float, default=0.25, help="salient region share")
+  parser.add_argument("--patch-size", type=int, default=64, help="fine-tuning crop side")
+  parser.add_argument("--modes", default="weighted,input",
+                      help="configs/saliency.py modes of arm (b), e.g. weighted,input,hyper")
   args = parser.parse_args()
 
   os.makedirs(args.out, exist_ok=True)
@@ -144,9 +147,11 @@ def main():
   from jaxcomp.codec import models  # pylint: disable=g-import-not-at-top
   lmbda = models.MSE_LAMBDAS[3]
   common = [f"--config.init_from={os.path.abspath(base)}", f"--config.learning_rate={args.lr}",
-            f"--config.lr_drop_fractions=({args.lr_drop},)", f"--config.saliency.alpha={args.alpha}"]
+            f"--config.lr_drop_fractions=({args.lr_drop},)", f"--config.saliency.alpha={args.alpha}",
+            f"--config.patch_size={args.patch_size}"]
   factors = [float(f) for f in args.lambda_factors.split(",")]
-  arms = {"plain": "configs/saliency.py:tiny,plain", "saliency": "configs/saliency.py:tiny"}
+  arms = {"plain": "configs/saliency.py:tiny,plain",
+          "saliency": f"configs/saliency.py:tiny,{args.modes}"}
   model_args = []
   for arm, config in arms.items():
     for f in factors:
@@ -176,6 +181,7 @@ def main():
       matched.append({"plain": {k: plain[k][i] for k in KEYS}, "saliency": at})
 
   summary = {"photos_heldout": sorted(os.listdir(heldout_dir)), "steps": args.steps,
+             "patch_size": args.patch_size, "modes": args.modes,
              "lr": args.lr, "lr_drop": args.lr_drop, "alpha": args.alpha, "lambda": lmbda,
              "lambda_factors": factors, "salient_fraction": args.fraction,
              "plain_curve": plain, "saliency_curve": salient, "matched": matched}
