@@ -14,19 +14,12 @@ from jaxcomp.codec import export, models
 from jaxcomp.coding import codec
 from jaxcomp.errors import UserError
 from jaxcomp.metrics import registry, weights
-from jaxcomp.train import config_lib, distortion, train
+from jaxcomp.train import distortion, train
+from train_fixtures import fast_compile, load_config_file, photos, tiny_config  # pylint: disable=unused-import
 
 NEEDS_LPIPS = pytest.mark.skipif(
     not weights.available(("vgg16", "lpips_vgg_v0.1")),
     reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def fast_compile():
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def _pair(size=(176, 168), seed=0):
@@ -158,40 +151,17 @@ def test_zero_extended_init_reproduces_the_plain_model():
   np.testing.assert_allclose(a["likelihoods"]["y"], b["likelihoods"]["y"], rtol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("photos")
-  rng = np.random.default_rng(0)
-  for i in range(4):
-    smooth = np.kron(rng.uniform(size=(10, 12, 3)), np.ones((8, 8, 1)))
-    Image.fromarray((smooth * 255).astype(np.uint8)).save(folder / f"photo{i}.png")
-  return str(folder)
-
-
 def test_finetune_with_saliency_then_compress_and_decompress(photos, tmp_path, monkeypatch):
   """MSE run -> saliency fine-tune (zero-extended kernels) -> export -> CLI round trip."""
-  base = config_lib.tiny(config_lib.base("bmshj2018-hyperprior", 3))
-  base.N, base.M = 8, 12
-  base.data.dir = photos
-  base.num_train_steps = 2
-  base.checkpoint_every_steps = 2
-  base.eval.every_steps = 0
+  base = tiny_config(photos, num_train_steps=2, checkpoint_every_steps=2)
   train.train_and_evaluate(base, str(tmp_path / "mse"))
 
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location(
-      "saliency_config", os.path.join(os.path.dirname(__file__), "..", "configs", "saliency.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("tiny,weighted,input,hyper")
-  config.N, config.M = 8, 12
-  config.data.dir = photos
-  config.num_train_steps = 2
-  config.checkpoint_every_steps = 2
+  config = tiny_config(
+      photos, load_config_file("saliency").get_config("tiny,weighted,input,hyper"),
+      num_train_steps=2, checkpoint_every_steps=2, init_from=str(tmp_path / "mse"))
   config.eval.every_steps = 2
   config.eval.patch_size = 64
   config.eval.metrics = "psnr"
-  config.init_from = str(tmp_path / "mse")
   state = train.train_and_evaluate(config, str(tmp_path / "sal"))
   kernel = state.params["g_a"]["layer_0"]["kernel"]
   assert kernel.shape[2] == 4

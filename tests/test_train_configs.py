@@ -1,20 +1,12 @@
 """Config files: every documented argument builds, bad arguments fail clearly."""
 
-import importlib.util
-import os
 
 import pytest
 
 from jaxcomp.codec import models
+from train_fixtures import load_config_file
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
-def load(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+load = load_config_file
 
 
 @pytest.mark.parametrize("name,arch", [("hyperprior", "bmshj2018-hyperprior"),

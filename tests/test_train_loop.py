@@ -10,45 +10,14 @@ import sys
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxcomp import cli
 from jaxcomp.codec import export
 from jaxcomp.errors import UserError
-from jaxcomp.train import checkpoint, config_lib, input_pipeline, train
+from jaxcomp.train import checkpoint, input_pipeline, train
+from train_fixtures import fast_compile, photos, tiny_config  # pylint: disable=unused-import
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def fast_compile():
-  """XLA's optimizations cost more compile time than these tiny steps run (as in flax's tests)."""
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("photos")
-  rng = np.random.default_rng(0)
-  for i in range(5):
-    smooth = np.kron(rng.uniform(size=(10, 12, 3)), np.ones((8, 8, 1)))
-    Image.fromarray((smooth * 255).astype(np.uint8)).save(folder / f"photo{i}.png")
-  return str(folder)
-
-
-def tiny_config(data_dir, **overrides):
-  config = config_lib.tiny(config_lib.base("bmshj2018-hyperprior", 3))
-  config.N, config.M = 8, 12
-  config.data.dir = data_dir
-  config.num_train_steps = 6
-  config.checkpoint_every_steps = 3
-  config.log_every_steps = 3
-  config.eval.every_steps = 0
-  config.update(overrides)
-  return config
 
 
 def _params(state):

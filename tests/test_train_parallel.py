@@ -2,18 +2,9 @@
 
 import jax
 import numpy as np
-import pytest
 
 from jaxcomp.train import config_lib, step, train
-
-
-@pytest.fixture(autouse=True, scope="module")
-def fast_compile():
-  """XLA's optimizations cost more compile time than these tiny steps run (as in flax's tests)."""
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
+from train_fixtures import fast_compile  # pylint: disable=unused-import
 
 
 def tiny_config():
