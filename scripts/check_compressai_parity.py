@@ -81,7 +81,7 @@ def main():
       means_ref = params_ref[:, M:] if models.ARCHS[args.arch].mean_scale else None
       y_hat_ref, y_lik_ref = net.gaussian_conditional(y_ref, params_ref[:, :M], means=means_ref)
       x_hat_ref = net.g_s(y_hat_ref)
-    scales, _ = hyper(variables, nhwc(z_hat_ref))
+    scales = hyper(variables, nhwc(z_hat_ref))[0]
     errors = {  # each stage fed the reference's own input: continuous, no rounding in between
         "y": np.abs(y - nhwc(y_ref)).max(),
         "z": np.abs(z - nhwc(z_ref)).max(),
@@ -90,7 +90,7 @@ def main():
     }
     # End to end: equal wherever both sides round y (and z) the same way; a flip is legitimate only
     # where y sits within float rounding of a .5 boundary.
-    _, means = hyper(variables, ours["z_hat"])
+    means = hyper(variables, ours["z_hat"])[1]
     offset_ref = nhwc(means_ref) if means_ref is not None else 0
     offset = np.asarray(means) if models.ARCHS[args.arch].mean_scale else 0
     # ours["y_hat"] - offset is an integer up to float error: recover the forward pass's integers.

@@ -4,7 +4,10 @@ From one tiny MSE checkpoint, fine-tune for the same number of steps, at the sam
 schedule and at each lambda of --lambda-factors (x the MSE lambda of quality 3):
   (a) plainly:  configs/saliency.py:tiny,plain   (255^2 MSE, no saliency), and
   (b) saliency: configs/saliency.py:tiny         (mse@saliency with weights normalise(1 + alpha S),
-                and S, the SDSP map of the whole image, as a fourth input channel of g_a),
+                and S, the SDSP map of the whole image, as a fourth input channel of g_a;
+                --modes may add 'hyper', S into h_a, and 'step', adaptive quantization steps),
+(with 'step', (a) gets the same step branch, configs/saliency.py:tiny,plain,step, so that the arms
+differ only in the saliency weighting and inputs),
 then evaluate every model with `jaxcomp eval --saliency sdsp` on held-back photos (real
 bitstreams; the salient region is the top --fraction of each image's SDSP map). At every (a)
 point inside (b)'s rate range, (b)'s curve is interpolated (linear in log bpp) at (a)'s total bpp,
@@ -150,7 +153,9 @@ def main():
             f"--config.lr_drop_fractions=({args.lr_drop},)", f"--config.saliency.alpha={args.alpha}",
             f"--config.patch_size={args.patch_size}"]
   factors = [float(f) for f in args.lambda_factors.split(",")]
-  arms = {"plain": "configs/saliency.py:tiny,plain",
+  # (a) has (b)'s architecture apart from the saliency inputs: with 'step' both predict steps.
+  plain_modes = "plain,step" if "step" in args.modes.split(",") else "plain"
+  arms = {"plain": f"configs/saliency.py:tiny,{plain_modes}",
           "saliency": f"configs/saliency.py:tiny,{args.modes}"}
   model_args = []
   for arm, config in arms.items():

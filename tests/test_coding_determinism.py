@@ -52,7 +52,7 @@ def test_scale_indexes_from_a_sharded_batch_equal_the_canonical_ones(hyperprior)
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
   batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
   sharded = jax.device_put(z_hat, batch_sharding)
-  scales, _ = hyperprior._hyper(hyperprior._variables_host, sharded)
+  scales = hyperprior._hyper(hyperprior._variables_host, sharded)[0]
   rows_batch = codec.scale_rows(np.asarray(scales), hyperprior.tables.scale_bounds)
   for i in range(len(images)):
     canonical = codec.scale_rows(hyperprior.hyper(z_values[i])[0], hyperprior.tables.scale_bounds)

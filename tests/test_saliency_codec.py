@@ -152,12 +152,13 @@ def test_zero_extended_init_reproduces_the_plain_model():
 
 
 def test_finetune_with_saliency_then_compress_and_decompress(photos, tmp_path, monkeypatch):
-  """MSE run -> saliency fine-tune (zero-extended kernels) -> export -> CLI round trip."""
+  """MSE run -> saliency fine-tune (zero-extended kernels, a new step branch) -> export -> CLI
+  round trip."""
   base = tiny_config(photos, num_train_steps=2, checkpoint_every_steps=2)
   train.train_and_evaluate(base, str(tmp_path / "mse"))
 
   config = tiny_config(
-      photos, load_config_file("saliency").get_config("tiny,weighted,input,hyper"),
+      photos, load_config_file("saliency").get_config("tiny,weighted,input,hyper,step"),
       num_train_steps=2, checkpoint_every_steps=2, init_from=str(tmp_path / "mse"))
   config.eval.every_steps = 2
   config.eval.patch_size = 64
@@ -168,12 +169,14 @@ def test_finetune_with_saliency_then_compress_and_decompress(photos, tmp_path, m
   # The saliency channel started at zero (zero-extended) and has been trained: gradients reach it.
   assert float(jnp.max(jnp.abs(kernel[:, :, 3]))) > 0
   assert float(jnp.max(jnp.abs(state.params["h_a"]["layer_0"]["kernel"][:, :, -1]))) > 0
+  assert float(jnp.max(jnp.abs(state.params["h_q"]["layer_4"]["kernel"]))) > 0  # left step 1
 
   monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.train.cli", "jaxcomp.coding.cli"))
   model_dir = str(tmp_path / "model")
   assert cli.main(["export", "--workdir", str(tmp_path / "sal"), "--out", model_dir]) == 0
   described = export.read_config(model_dir)
   assert described["saliency"] == {"model": "sdsp", "input": True, "hyper_input": True}
+  assert described["adaptive_step"] is True
   src = os.path.join(photos, "photo0.png")
   jxc, png = str(tmp_path / "a.jxc"), str(tmp_path / "a.png")
   assert cli.main(["compress", "--model", model_dir, src, jxc]) == 0

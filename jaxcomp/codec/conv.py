@@ -132,24 +132,31 @@ def _torch_like_init(fan_in_axes):
   return init
 
 
-def _kernel_and_bias(module, c_in, fan_in_axes):
-  """The `kernel` [k, k, c_in, features] and `bias` [features] parameters of a conv module."""
+def _kernel_and_bias(module, c_in, fan_in_axes, zero_init=False):
+  """The `kernel` [k, k, c_in, features] and `bias` [features] parameters of a conv module
+  (PyTorch's default init, or zeros)."""
   k = module.kernel_size
-  kernel = module.param("kernel", _torch_like_init(fan_in_axes), (k, k, c_in, module.features))
-  bias = module.param("bias", _torch_like_init((0,)), (module.features,))
+  kernel_init = nn.initializers.zeros if zero_init else _torch_like_init(fan_in_axes)
+  bias_init = nn.initializers.zeros if zero_init else _torch_like_init((0,))
+  kernel = module.param("kernel", kernel_init, (k, k, c_in, module.features))
+  bias = module.param("bias", bias_init, (module.features,))
   return kernel, bias
 
 
 class Conv(nn.Module):
-  """Conv2d(k, stride, padding=k//2) with bias. [B, H, W, C_in] -> [B, H/s, W/s, features]."""
+  """Conv2d(k, stride, padding=k//2) with bias. [B, H, W, C_in] -> [B, H/s, W/s, features].
+
+  zero_init: start with zero kernel and bias (an output branch that starts silent).
+  """
 
   features: int
   kernel_size: int = 5
   stride: int = 2
+  zero_init: bool = False
 
   @nn.compact
   def __call__(self, x):
-    kernel, bias = _kernel_and_bias(self, x.shape[-1], (0, 1, 2))
+    kernel, bias = _kernel_and_bias(self, x.shape[-1], (0, 1, 2), self.zero_init)
     return conv2d(x, kernel, self.stride) + bias.astype(x.dtype)
 
 

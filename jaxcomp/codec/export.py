@@ -16,6 +16,10 @@ A model whose encoder takes a saliency map (learned bit allocation, `models.Hype
 so that `jaxcomp compress` computes the same map the model was trained with. The decoder never
 needs it: bitstreams of such models decode like any other.
 
+A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) has
+    model.json          "adaptive_step": true
+and its h_q weights in params.safetensors (so the fingerprint covers them).
+
 Loading never unpickles.
 """
 
@@ -52,7 +56,8 @@ def unflatten(flat):
   return traverse_util.unflatten_dict({k: np.asarray(v) for k, v in flat.items()}, sep="/")
 
 
-def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None):
+def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None,
+         adaptive_step=False):
   """Writes an exported model directory atomically (it appears whole or not at all).
 
   Args:
@@ -65,9 +70,12 @@ def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None
     saliency: for a model with saliency inputs, {'model': spec, 'input': bool,
       'hyper_input': bool}; spec is 'sdsp', 'centre' or a learned saliency weights folder
       (then copied into the model directory).
+    adaptive_step: the model predicts quantization steps (h_q); recorded in model.json.
   """
   config = {"format": FORMAT, "version": VERSION, "arch": arch, "N": int(N), "M": int(M),
             "source": source}
+  if adaptive_step:
+    config["adaptive_step"] = True
   learned_dir = None
   if saliency is not None and (saliency.get("input") or saliency.get("hyper_input")):
     spec = saliency["model"]
@@ -140,6 +148,8 @@ def read_config(path):
   if saliency is not None and (not isinstance(saliency, dict)
                                or saliency.get("model") not in ("sdsp", "centre", "learned")):
     raise UserError(f"{path}: unreadable 'saliency' entry in {CONFIG_FILE}")
+  if not isinstance(config.get("adaptive_step", False), bool):
+    raise UserError(f"{path}: 'adaptive_step' in {CONFIG_FILE} must be true or false")
   return config
 
 
@@ -176,7 +186,8 @@ def load(path):
     raise UserError(f"cannot read {params_path}: {e}") from None
   saliency_input, saliency_hyper = saliency_flags(config)
   model = models.build(config["arch"], config["N"], config["M"], saliency_input=saliency_input,
-                       saliency_hyper=saliency_hyper)
+                       saliency_hyper=saliency_hyper,
+                       adaptive_step=config.get("adaptive_step", False))
   variables = unflatten(flat)
   check_shapes(model, variables, path)
   return model, variables, config

@@ -18,6 +18,18 @@ latent grid (16x16 blocks) as one more channel, so the encoder can learn where t
 Only the encoder uses S: the hyper-synthesis, the synthesis and hence the bitstream and the
 decoder are unchanged, and `apply(..., saliency=S)` is required only when `needs_saliency`.
 
+Adaptive quantization (`adaptive_step`): a fixed decoder can spend more bits on a region only by
+coding more of its latents as non-zero; it cannot make the quantization finer there. With
+`adaptive_step` a third hyper-synthesis branch h_q predicts a quantization step per latent
+location from z_hat, step [B, H/16, W/16, 1] in [1/8, 8], and y is coded as
+
+    y_int = round((y - mu) / step),   y_hat = y_int * step + mu,   scale of y_int = sigma / step,
+
+(training: y + step * U(-1/2, 1/2)). The decoder computes the steps from z_hat as it computes the
+scales, so it needs no saliency map, and the bitstream layout is unchanged; an encoder that sees S
+(`saliency_hyper`) can put finer steps where S is high by what it writes into z. h_q's last
+convolution starts at zero (step 1), so adding the branch to a trained model leaves it unchanged.
+
 `variables` has two collections: 'params' (trained) and 'quantiles' ([N, 3] per-channel
 lower tail / median / upper tail of the z density, used for rounding; `refit_quantiles`).
 
@@ -37,7 +49,7 @@ import jax.numpy as jnp
 
 from jaxcomp.codec import entropy_bottleneck, gaussian_conditional, padding
 from jaxcomp.codec.transforms import (AnalysisTransform, HyperAnalysis, HyperSynthesis,
-                                      SynthesisTransform)
+                                      StepSynthesis, SynthesisTransform)
 
 DOWNSAMPLING = 64
 
@@ -60,6 +72,7 @@ class Hyperprior(nn.Module):
       outputs, and everything else, are float32.
     saliency_input: g_a takes [x, S] (4 channels) instead of x.
     saliency_hyper: h_a takes S average-pooled over 16x16 blocks as an extra channel.
+    adaptive_step: a quantization step per latent location, predicted from z_hat (h_q).
   """
 
   N: int = 128
@@ -69,6 +82,7 @@ class Hyperprior(nn.Module):
   dtype: Any = jnp.float32
   saliency_input: bool = False
   saliency_hyper: bool = False
+  adaptive_step: bool = False
 
   @property
   def needs_saliency(self):
@@ -81,6 +95,8 @@ class Hyperprior(nn.Module):
     self.h_a = HyperAnalysis(self.N, self.mean_scale)
     self.h_s = HyperSynthesis(self.N, self.M, self.mean_scale)
     self.entropy_bottleneck = entropy_bottleneck.EntropyBottleneck()
+    if self.adaptive_step:
+      self.h_q = StepSynthesis(self.N)
 
   def analysis(self, x, saliency=None):
     """x [B, H, W, 3] (multiples of 64) -> (y [B, H/16, W/16, M], z [B, H/64, W/64, N]).
@@ -107,11 +123,16 @@ class Hyperprior(nn.Module):
     return saliency.astype(jnp.float32)[..., None]
 
   def hyper_synthesis(self, z_hat):
-    """z_hat [B, h, w, N] -> (scales [B, 4h, 4w, M], means or None)."""
+    """z_hat [B, h, w, N] -> (scales [B, 4h, 4w, M], means or None, steps or None).
+
+    scales and means are those of y; steps [B, 4h, 4w, 1] (`adaptive_step` only) is y's
+    quantization step, so y_int = round((y - means) / steps) has scale scales / steps.
+    """
     params = self._float32(self.h_s(z_hat.astype(self.dtype)))
+    steps = self._float32(self.h_q(z_hat.astype(self.dtype))) if self.adaptive_step else None
     if self.mean_scale:
-      return params[..., :self.M], params[..., self.M:]
-    return params, None
+      return params[..., :self.M], params[..., self.M:], steps
+    return params, None, steps
 
   def synthesis(self, y_hat):
     """y_hat [B, h, w, M] -> x_hat [B, 16h, 16w, 3] (not clipped)."""
@@ -129,15 +150,18 @@ class Hyperprior(nn.Module):
       saliency = padding.pad(saliency[..., None], DOWNSAMPLING)[0][..., 0]
     y, z = self.analysis(x_padded, saliency)
     z_hat, z_lik = self.entropy_bottleneck(z, training)
-    scales, means = self.hyper_synthesis(z_hat)
+    scales, means, steps = self.hyper_synthesis(z_hat)
     offset = 0.0 if means is None else means
+    # Without adaptive steps, step 1.0: every expression below is then exactly the plain one.
+    step = 1.0 if steps is None else steps
     if training:
-      y_noisy = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
-      y_hat = ste_round(y - offset) + offset if self.ste else y_noisy
-      y_lik = gaussian_conditional.likelihood(y_noisy, scales, means)
+      noise = jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
+      y_noisy = y + noise * step
+      y_hat = ste_round((y - offset) / step) * step + offset if self.ste else y_noisy
+      y_lik = gaussian_conditional.likelihood((y_noisy - offset) / step, scales / step)
     else:
-      y_hat = jnp.round(y - offset) + offset
-      y_lik = gaussian_conditional.likelihood(y_hat, scales, means)
+      y_hat = jnp.round((y - offset) / step) * step + offset
+      y_lik = gaussian_conditional.likelihood((y_hat - offset) / step, scales / step)
     x_hat = padding.crop(self.synthesis(y_hat), pads)
     return {"x_hat": x_hat, "y_hat": y_hat, "z_hat": z_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
@@ -165,11 +189,12 @@ MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
 
 
 def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32,
-          saliency_input=False, saliency_hyper=False):
+          saliency_input=False, saliency_hyper=False, adaptive_step=False):
   """Hyperprior module for an architecture name, from (N, M) or a CompressAI quality.
 
   `dtype` is the transforms' compute dtype (`Hyperprior.dtype`); `saliency_input` and
-  `saliency_hyper` give the encoder a saliency map (learned bit allocation).
+  `saliency_hyper` give the encoder a saliency map (learned bit allocation); `adaptive_step`
+  adds the quantization-step branch h_q.
   """
   if arch not in ARCHS:
     raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
@@ -177,7 +202,8 @@ def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32,
   if N is None or M is None:
     N, M = spec.channels[quality or 1]
   return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste, dtype=dtype,
-                    saliency_input=saliency_input, saliency_hyper=saliency_hyper)
+                    saliency_input=saliency_input, saliency_hyper=saliency_hyper,
+                    adaptive_step=adaptive_step)
 
 
 def init(model, key, image_size=(64, 64)):

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 from jaxcomp.codec.conv import Conv, UpConv
 from jaxcomp.codec.gdn import GDN
 
+# Adaptive quantization steps lie in [1/8, 8]: exp(LOG_STEP_RANGE * tanh(t / LOG_STEP_RANGE)).
+LOG_STEP_RANGE = 2.0794415416798357  # log 8
+
 
 def _leaky_relu(x):
   return jax.nn.leaky_relu(x, 0.01)
@@ -86,3 +89,21 @@ class HyperSynthesis(nn.Module):
     x = jax.nn.relu(UpConv(self.N, name="layer_0")(z_hat))
     x = jax.nn.relu(UpConv(self.N, name="layer_2")(x))
     return jax.nn.relu(Conv(self.M, kernel_size=3, stride=1, name="layer_4")(x))
+
+
+class StepSynthesis(nn.Module):
+  """h_q: z_hat -> a quantization step per latent location, [B, 4h, 4w, 1] in [1/8, 8].
+
+  deconv(N,N), ReLU, deconv(N,N), ReLU, conv3x3(N,1) -> t, step = exp(r tanh(t / r)) with
+  r = log 8. The last convolution starts at zero, so a new branch starts at step 1 everywhere
+  (the model it is added to is unchanged until training moves it).
+  """
+
+  N: int
+
+  @nn.compact
+  def __call__(self, z_hat):
+    x = jax.nn.relu(UpConv(self.N, name="layer_0")(z_hat))
+    x = jax.nn.relu(UpConv(self.N, name="layer_2")(x))
+    t = Conv(1, kernel_size=3, stride=1, zero_init=True, name="layer_4")(x)
+    return jnp.exp(LOG_STEP_RANGE * jnp.tanh(t.astype(jnp.float32) / LOG_STEP_RANGE))

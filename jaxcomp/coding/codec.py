@@ -11,9 +11,11 @@ Encoder, for a batch of same-size images [B, H, W, 3] uint8:
      #{t : scale > bound_t} against the float32 bounds stored in the tables.
   4. y_int = round(y - mean) (mean = 0 for the scale hyperprior); z_int coded with one table row
      per channel, y_int with the row given by its scale index; both wrapped in the container.
+     A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) also gets the
+     steps from h_s: y_int = round((y - mean) / step), indexed by scale / step.
 Decoder: validate the container, decode z_int, recompute z_hat and the indexes exactly as in
 steps 2-3, compare the indexes with the CRC-32 the encoder recorded, decode y_int,
-y_hat = y_int + mean, g_s, crop, round(clip(x_hat, 0, 1) * 255).
+y_hat = y_int (* step) + mean, g_s, crop, round(clip(x_hat, 0, 1) * 255).
 
 What is guaranteed: the indexes (and means) depend only on z_int and on the h_s program, never on
 the batch size or the number of devices used for the analysis, so a file written from a batch or
@@ -48,15 +50,17 @@ class Symbols:
 
   Attributes:
     z_values: [h, w, N] int32, round(z - median).
-    y_values: [4h, 4w, M] int32, round(y - mean).
+    y_values: [4h, 4w, M] int32, round((y - mean) / step).
     y_rows: [4h, 4w, M] int32 scale indexes (table rows).
     means: [4h, 4w, M] float32 means, or None for the scale hyperprior.
+    steps: [4h, 4w, 1] float32 quantization steps, or None (step 1) for a model without them.
   """
 
   z_values: np.ndarray
   y_values: np.ndarray
   y_rows: np.ndarray
   means: np.ndarray
+  steps: np.ndarray = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -135,12 +139,17 @@ class CodingModel:
       z_values: [h, w, N] integers round(z - median).
 
     Returns:
-      (scales, means): [4h, 4w, M] float32 numpy; means is None for the scale hyperprior.
+      (scales, means, steps): float32 numpy; scales [4h, 4w, M] are those of the quantized
+      symbols (the model's scales divided by the steps); means [4h, 4w, M] or None for the scale
+      hyperprior; steps [4h, 4w, 1] or None for a model without adaptive quantization steps.
     """
     z_hat = z_values.astype(np.float32) + self.medians
     z_hat = jax.device_put(z_hat[None], self._cpu)
-    scales, means = self._hyper(self._variables_cpu, z_hat)
-    return np.asarray(scales)[0], None if means is None else np.asarray(means)[0]
+    scales, means, steps = (None if a is None else np.asarray(a)[0]
+                            for a in self._hyper(self._variables_cpu, z_hat))
+    if steps is not None:
+      scales = scales / steps
+    return scales, means, steps
 
   def synthesis(self, y_hat):
     """y_hat [1, h, w, M] float32 -> x_hat [1, 16h, 16w, 3] float32 numpy (not clipped)."""
@@ -182,10 +191,11 @@ def _integers(values, what):
 def symbols(cm, y, z):
   """Symbols of one image from its latents y [4h, 4w, M] and z [h, w, N] (float32)."""
   z_values = _integers(z - cm.medians, "z")
-  scales, means = cm.hyper(z_values)
-  y_values = _integers(y if means is None else y - means, "y")
+  scales, means, steps = cm.hyper(z_values)
+  residual = y if means is None else y - means
+  y_values = _integers(residual if steps is None else residual / steps, "y")
   return Symbols(z_values=z_values, y_values=y_values,
-                 y_rows=scale_rows(scales, cm.tables.scale_bounds), means=means)
+                 y_rows=scale_rows(scales, cm.tables.scale_bounds), means=means, steps=steps)
 
 
 def z_rows(shape):
@@ -252,7 +262,7 @@ def decode_symbols(cm, bitstream, where="bitstream"):
   except (ValueError, RuntimeError) as e:
     raise UserError(f"{where}: cannot decode the z stream ({e})") from None
   z_values = z_values.reshape(z_shape)
-  scales, means = cm.hyper(z_values)
+  scales, means, steps = cm.hyper(z_values)
   rows = scale_rows(scales, cm.tables.scale_bounds)
   if index_digest(rows) != bitstream.index_digest:
     raise UserError(f"{where}: the scale indexes computed here differ from the encoder's (its "
@@ -261,12 +271,15 @@ def decode_symbols(cm, bitstream, where="bitstream"):
     y_values = cm.coder(bitstream.backend, "y").decode(bitstream.y_stream, rows)
   except (ValueError, RuntimeError) as e:
     raise UserError(f"{where}: cannot decode the y stream ({e})") from None
-  return Symbols(z_values=z_values, y_values=y_values.reshape(y_shape), y_rows=rows, means=means)
+  return Symbols(z_values=z_values, y_values=y_values.reshape(y_shape), y_rows=rows, means=means,
+                 steps=steps)
 
 
 def reconstruct(cm, sym, height, width, channels):
   """Symbols -> uint8 image [H, W, 3], or [H, W] when channels == 1."""
   y_hat = sym.y_values.astype(np.float32)
+  if sym.steps is not None:
+    y_hat = y_hat * sym.steps
   if sym.means is not None:
     y_hat = y_hat + sym.means
   x_hat = padding.crop(cm.synthesis(y_hat[None]),

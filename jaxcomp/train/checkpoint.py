@@ -131,10 +131,12 @@ def export_model(workdir, out, step=None):
   saliency = config.get("saliency") or {}
   model = models.build(config["arch"], config["N"], config["M"],
                        saliency_input=bool(saliency.get("input")),
-                       saliency_hyper=bool(saliency.get("hyper_input")))
+                       saliency_hyper=bool(saliency.get("hyper_input")),
+                       adaptive_step=bool(config.get("adaptive_step", False)))
   variables = models.refit_quantiles({"params": jax.tree.map(np.asarray, params)})
   export.check_shapes(model, variables, workdir)
   export.save(out, config["arch"], config["N"], config["M"], jax.device_get(variables),
               source=f"{os.path.abspath(workdir)} step {step}",
-              saliency=saliency if model.needs_saliency else None)
+              saliency=saliency if model.needs_saliency else None,
+              adaptive_step=model.adaptive_step)
   return step

@@ -38,6 +38,9 @@ def base(arch, quality):
   config.M = M  # channels of y
   config.ste = False  # straight-through rounded y into g_s (noise for the rate either way)
   config.dtype = "float32"  # transforms' compute dtype: 'bfloat16' for mixed precision on GPU/TPU
+  # A quantization step per latent location, predicted from z_hat (models.Hyperprior): lets the
+  # encoder make quantization finer where it wants more bits (e.g. salient regions).
+  config.adaptive_step = False
 
   # 'mse' = 255^2 MSE; else a jaxcomp.metrics.registry loss name, or a weighted sum of terms,
   # each optionally saliency-weighted: 'ms_ssim + 0.1*lpips + 2*l1@saliency'

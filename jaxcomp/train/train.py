@@ -128,7 +128,9 @@ def load_init_params(path, params):
   """Params from a training workdir or an exported model, checked against `params`' shapes.
 
   Kernels of the first g_a / h_a convolutions may have fewer input channels than `params` (an
-  MSE model fine-tuned with saliency inputs): they are zero-extended (`_widen_inputs`).
+  MSE model fine-tuned with saliency inputs): they are zero-extended (`_widen_inputs`). A
+  quantization-step branch h_q the loaded model lacks keeps its initialization (which starts at
+  step 1, i.e. at the loaded model).
   """
   from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
 
@@ -148,6 +150,8 @@ def load_init_params(path, params):
       if loaded is not None:
         logging.info("init_from: %s zero-extended to %s input channels", name,
                      np.shape(value)[2])
+    if loaded is None and name not in have and name.startswith("['h_q']"):
+      loaded = value  # a new adaptive-step branch: its own (neutral) initialization
     if loaded is None:
       raise UserError(f"init_from: {path} does not fit this config's model (at {name})")
     leaves.append(jnp.asarray(loaded))
@@ -301,7 +305,8 @@ def train_and_evaluate(config, workdir):
   _, _, saliency_input, saliency_hyper = saliency_settings(config)
   model = build_model(config.arch, config.N, config.M, ste=config.ste,
                       dtype=jnp.dtype(config.dtype), saliency_input=saliency_input,
-                      saliency_hyper=saliency_hyper)
+                      saliency_hyper=saliency_hyper,
+                      adaptive_step=bool(config.get("adaptive_step", False)))
   tx, schedule = create_optimizer(config)
   init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))
   state = step.create_state(model, init_key, image_size=INIT_IMAGE_SIZE, optimizer=tx)
