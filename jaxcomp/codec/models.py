@@ -33,7 +33,7 @@ convolution starts at zero (step 1), so adding the branch to a trained model lea
 `variables` has two collections: 'params' (trained) and 'quantiles' ([N, 3] per-channel
 lower tail / median / upper tail of the z density, used for rounding; `refit_quantiles`).
 
-Mixed precision: `dtype=jnp.bfloat16` runs the four transforms (their convolutions and GDNs) in
+Mixed precision: `dtype=jnp.bfloat16` runs the transforms (their convolutions and GDNs) in
 bfloat16 on float32 parameters, each transform's input cast down and its output cast back to
 float32; the noise, rounding, entropy bottleneck and Gaussian conditional stay float32, so the
 likelihoods (the rate) are float32 functions of bfloat16-computed latents. Exported models code in
@@ -68,7 +68,7 @@ class Hyperprior(nn.Module):
     mean_scale: predict means as well as scales (mbt2018-mean).
     ste: in training, feed g_s straight-through-rounded y (round(y - mu) + mu) instead of the
       noisy y; the rate always uses the noisy y.
-    dtype: compute dtype of the transforms g_a, h_a, h_s, g_s (float32 or bfloat16); their
+    dtype: compute dtype of the transforms g_a, h_a, h_s, (h_q,) g_s (float32 or bfloat16); their
       outputs, and everything else, are float32.
     saliency_input: g_a takes [x, S] (4 channels) instead of x.
     saliency_hyper: h_a takes S average-pooled over 16x16 blocks as an extra channel.
