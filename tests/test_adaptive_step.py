@@ -1,9 +1,11 @@
 """Adaptive quantization steps (`models.Hyperprior.adaptive_step`): a step per latent location
 predicted from z_hat, through the model, fine-tuning, export and real bitstreams."""
 
-import numpy as np
+import json
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import coding_models
@@ -107,7 +109,7 @@ def test_model_description_must_say_true_or_false(tmp_path, step_model_dir):
   config["adaptive_step"] = "yes"
   bad = tmp_path / "bad"
   bad.mkdir()
-  (bad / export.CONFIG_FILE).write_text(__import__("json").dumps(config))
+  (bad / export.CONFIG_FILE).write_text(json.dumps(config))
   with pytest.raises(UserError, match="adaptive_step"):
     export.read_config(str(bad))
 

@@ -11,16 +11,17 @@ Encoder, for a batch of same-size images [B, H, W, 3] uint8:
      #{t : scale > bound_t} against the float32 bounds stored in the tables.
   4. y_int = round(y - mean) (mean = 0 for the scale hyperprior); z_int coded with one table row
      per channel, y_int with the row given by its scale index; both wrapped in the container.
-     A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) also gets the
-     steps from h_s: y_int = round((y - mean) / step), indexed by scale / step.
+     A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) also gets a
+     step per location from the hyper-synthesis (h_q, computed with the scales):
+     y_int = round((y - mean) / step), indexed by scale / step.
 Decoder: validate the container, decode z_int, recompute z_hat and the indexes exactly as in
 steps 2-3, compare the indexes with the CRC-32 the encoder recorded, decode y_int,
 y_hat = y_int (* step) + mean, g_s, crop, round(clip(x_hat, 0, 1) * 255).
 
-What is guaranteed: the indexes (and means) depend only on z_int and on the h_s program, never on
-the batch size or the number of devices used for the analysis, so a file written from a batch or
-on 8 devices decodes bit-exactly one image at a time on one device, on the same CPU platform
-(same jax/XLA version and instruction set). What is not: XLA may compile h_s differently on
+What is guaranteed: the indexes (and means, steps) depend only on z_int and on the h_s program,
+never on the batch size or the number of devices used for the analysis, so a file written from a
+batch or on 8 devices decodes bit-exactly one image at a time on one device, on the same CPU
+platform (same jax/XLA version and instruction set). What is not: XLA may compile h_s differently on
 another CPU architecture or jax version; a scale within float rounding of a table bound could then
 select another row. That case is detected, not silent: the index CRC in the header no longer
 matches and decoding stops with an error before y is decoded.
