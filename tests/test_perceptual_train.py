@@ -13,28 +13,15 @@ import pytest
 
 from jaxcomp import cli
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import weights
 from jaxcomp.perceptual import build
 from jaxcomp.perceptual import heads
 from jaxcomp.perceptual import twoafc
+# only_perceptual_commands is an autouse fixture: importing it applies it here.
+from perceptual_fixtures import (NEEDS_WEIGHTS, SAMPLE, only_perceptual_commands,  # pylint: disable=unused-import
+                                 vgg)
 
 PHOTOS = "/work/shared/data/photos"
-SAMPLE = os.path.join(os.path.dirname(__file__), "fixtures", "perceptual", "bapps_sample")
-NEEDS_WEIGHTS = pytest.mark.skipif(
-    not weights.available(("vgg16", "lpips_vgg_v0.1")),
-    reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
 NEEDS_PHOTOS = pytest.mark.skipif(not os.path.isdir(PHOTOS), reason=f"{PHOTOS} not present")
-
-
-@pytest.fixture(autouse=True)
-def _only_perceptual_commands(monkeypatch):
-  monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.perceptual.cli",))
-
-
-@functools.lru_cache(maxsize=None)
-def _vgg():
-  from jaxcomp.metrics import vgg16  # pylint: disable=g-import-not-at-top
-  return vgg16.load_params()
 
 
 def test_uniform_heads():
@@ -82,12 +69,12 @@ def test_build_cli_without_judges(tmp_path, capsys):
 
 
 @NEEDS_WEIGHTS
-def test_patches_too_small_for_vgg():
+def test_patches_too_small_forvgg():
   from jaxcomp.perceptual import train  # pylint: disable=g-import-not-at-top
   small = np.zeros((2, 8, 8, 3), np.uint8)
   split = twoafc.Split(small, small, small, np.zeros(2, np.float32), ("a", "b"))
   with pytest.raises(UserError, match="at least 16x16"):
-    train.split_stats(_vgg(), split)
+    train.split_stats(vgg(), split)
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,12 +95,12 @@ def test_channel_stats_reproduce_lpips():
   split = twoafc.load_split(SAMPLE)
   x, y = split.p0.astype(np.float32) / 255, split.ref.astype(np.float32) / 255
   v01 = heads.lpips_heads()
-  d = heads.distance_from_stats(heads.channel_stats(_vgg(), x, y), v01)
-  np.testing.assert_allclose(d, lpips.lpips(x, y, {"vgg": _vgg(), "lin": v01}), rtol=1e-5)
+  d = heads.distance_from_stats(heads.channel_stats(vgg(), x, y), v01)
+  np.testing.assert_allclose(d, lpips.lpips(x, y, {"vgg": vgg(), "lin": v01}), rtol=1e-5)
   x1 = split.p1.astype(np.float32) / 255
-  stats0, stats1 = heads.triplet_stats(_vgg(), y, x, x1)  # one VGG16 pass for both pairs
-  for got, want in ((stats0, heads.channel_stats(_vgg(), x, y)),
-                    (stats1, heads.channel_stats(_vgg(), x1, y))):
+  stats0, stats1 = heads.triplet_stats(vgg(), y, x, x1)  # one VGG16 pass for both pairs
+  for got, want in ((stats0, heads.channel_stats(vgg(), x, y)),
+                    (stats1, heads.channel_stats(vgg(), x1, y))):
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
 
@@ -124,10 +111,10 @@ def test_training_improves_uniform_heads_on_held_out_split():
   from jaxcomp.perceptual import train  # pylint: disable=g-import-not-at-top
   split = _hidden_rule_split()
   fit, held_out = split.subset(slice(0, 64)), split.subset(slice(64, 96))
-  stats0, stats1 = train.split_stats(_vgg(), held_out)
+  stats0, stats1 = train.split_stats(vgg(), held_out)
   before = train.score_heads(heads.uniform_heads(), stats0, stats1, held_out.judge)
   lines = []
-  trained, loss = train.train(_vgg(), fit, heads.uniform_heads(), steps=200, batch=32, lr=1e-3,
+  trained, loss = train.train(vgg(), fit, heads.uniform_heads(), steps=200, batch=32, lr=1e-3,
                               seed=0, log=lines.append)
   after = train.score_heads(trained, stats0, stats1, held_out.judge)
   assert all(np.all(w >= 0) for w in trained)

@@ -15,26 +15,12 @@ import pytest
 
 from jaxcomp import cli
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import weights
 from jaxcomp.perceptual import heads
 from jaxcomp.perceptual import train
 from jaxcomp.perceptual import twoafc
-
-SAMPLE = os.path.join(os.path.dirname(__file__), "fixtures", "perceptual", "bapps_sample")
-NEEDS_WEIGHTS = pytest.mark.skipif(
-    not weights.available(("vgg16", "lpips_vgg_v0.1")),
-    reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
-
-
-@pytest.fixture(autouse=True)
-def _only_perceptual_commands(monkeypatch):
-  monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.perceptual.cli",))
-
-
-@functools.lru_cache(maxsize=None)
-def _vgg():
-  from jaxcomp.metrics import vgg16  # pylint: disable=g-import-not-at-top
-  return vgg16.load_params()
+# only_perceptual_commands is an autouse fixture: importing it applies it here.
+from perceptual_fixtures import (NEEDS_WEIGHTS, SAMPLE, only_perceptual_commands,  # pylint: disable=unused-import
+                                 vgg)
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,7 +75,7 @@ def test_batches_are_seeded_epochs():
 def test_one_device_equals_several_devices():
   split = _small()
   assert len(jax.local_devices()) >= 4, "tests/conftest.py forces 8 CPU devices"
-  runs = [train.fit(_vgg(), split, heads.uniform_heads(), steps=5, batch=6, lr=1e-2,
+  runs = [train.fit(vgg(), split, heads.uniform_heads(), steps=5, batch=6, lr=1e-2,
                     decay_steps=2, devices=devices, log=lambda line: None)
           for devices in (jax.local_devices()[:1], jax.local_devices()[:4])]  # 4 x 2, 2 padded
   moved = max(float(np.max(np.abs(w - u))) for w, u in zip(runs[0].heads, heads.uniform_heads()))
@@ -106,16 +92,16 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   fit, val = _small(), _small().subset(slice(0, 4))
   common = dict(batch=6, lr=1e-2, decay_steps=0, seed=3, devices=jax.local_devices()[:4],
                 log=lambda line: None)
-  whole = train.fit(_vgg(), fit, heads.uniform_heads(), steps=6, **common)
+  whole = train.fit(vgg(), fit, heads.uniform_heads(), steps=6, **common)
   workdir = str(tmp_path / "run")
   lines = []
-  first = train.fit(_vgg(), fit, heads.uniform_heads(), steps=3, workdir=workdir,
+  first = train.fit(vgg(), fit, heads.uniform_heads(), steps=3, workdir=workdir,
                     checkpoint_every=2, val=val, eval_every=2, log_every=1,
                     **dict(common, log=lines.append))
   assert first.step == 3 and sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
   assert "ETA" in lines[1] and "steps/s" in lines[1]
   assert any(line.startswith("step 2: held-out 2AFC") for line in lines)
-  resumed = train.fit(_vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
+  resumed = train.fit(vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
                       **dict(common, log=lines.append))
   assert f"resuming from step 3 in {workdir}" in lines
   assert resumed.step == 6
@@ -129,10 +115,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   np.testing.assert_allclose([v for _, v in scalars["train/lr"]], 1e-2, rtol=1e-6)
   assert all(0.0 <= v <= 1.0 for _, v in scalars["train/2afc"])
   with pytest.raises(UserError, match="another training run.*batch"):
-    train.fit(_vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
+    train.fit(vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
               **dict(common, batch=2))
-
-
 
 
 @NEEDS_WEIGHTS
@@ -152,7 +136,7 @@ def test_train_backbone_cli_saves_backbone_for_dpl(tmp_path, capsys):
   assert sorted(os.listdir(out)) == sorted([heads.HEADS_FILE, heads.META_FILE,
                                             heads.BACKBONE_FILE])
   params = dpl.load_params(out)
-  pretrained = _vgg()["params"]
+  pretrained = vgg()["params"]
   change = max(float(np.max(np.abs(params["vgg"]["params"][k]["kernel"]
                                    - pretrained[k]["kernel"]))) for k in pretrained)
   assert 0 < change < 0.1
@@ -163,7 +147,7 @@ def test_train_backbone_cli_saves_backbone_for_dpl(tmp_path, capsys):
   ones = np.ones(x.shape[:3], np.float32)
   np.testing.assert_allclose(metric.weighted_loss_fn(metric.params, x, y, ones), metric.loss(x, y),
                              rtol=1e-5)
-  frozen = {"vgg": _vgg(), "lin": params["lin"]}
+  frozen = {"vgg": vgg(), "lin": params["lin"]}
   assert not np.allclose(metric(x, y), metric.compute(frozen, x, y), rtol=1e-6)
 
 

@@ -10,19 +10,10 @@ import pytest
 
 from jaxcomp import cli
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import weights
 from jaxcomp.perceptual import twoafc
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "perceptual")
-SAMPLE = os.path.join(FIXTURES, "bapps_sample")
-NEEDS_WEIGHTS = pytest.mark.skipif(
-    not weights.available(("vgg16", "lpips_vgg_v0.1")),
-    reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
-
-
-@pytest.fixture(autouse=True)
-def _only_perceptual_commands(monkeypatch):
-  monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.perceptual.cli",))
+# only_perceptual_commands is an autouse fixture: importing it applies it here.
+from perceptual_fixtures import (FIXTURES, NEEDS_WEIGHTS, SAMPLE,  # pylint: disable=unused-import
+                                 only_perceptual_commands)
 
 
 def _fixture(name):

@@ -13,13 +13,10 @@ from jaxcomp import cli
 from jaxcomp.codec import export, models
 from jaxcomp.coding import codec
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import registry, weights
+from jaxcomp.metrics import registry
 from jaxcomp.train import distortion, train
+from perceptual_fixtures import NEEDS_WEIGHTS as NEEDS_LPIPS
 from train_fixtures import fast_compile, load_config_file, photos, tiny_config  # pylint: disable=unused-import
-
-NEEDS_LPIPS = pytest.mark.skipif(
-    not weights.available(("vgg16", "lpips_vgg_v0.1")),
-    reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
 
 
 def _pair(size=(176, 168), seed=0):

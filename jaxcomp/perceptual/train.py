@@ -42,6 +42,7 @@ import numpy as np
 import optax
 from flax import jax_utils
 
+from jaxcomp import progress
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import lpips
@@ -257,14 +258,6 @@ def _write_run(workdir, run):
       json.dump(run, f, indent=1)
 
 
-def _format_duration(seconds):
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  hours, rest = divmod(seconds, 3600)
-  return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
 @dataclasses.dataclass
 class Result:
   """What `fit` returns.
@@ -339,7 +332,7 @@ def _loop(state, split, val, vgg, init_heads, lrs, *, batch, seed, b1, train_bac
       rate = (done - since_step) / max(now - since, 1e-9)
       since_step, since = done, now
       log(f"step {done}/{steps}  loss {means['loss']:.4f}  2AFC {means['2afc']:.4f}  "
-          f"lr {step_lr:.3g}  {rate:.2f} steps/s  ETA {_format_duration((steps - done) / rate)}")
+          f"lr {step_lr:.3g}  {rate:.2f} steps/s  ETA {progress.format_duration((steps - done) / rate)}")
       if writer:
         for k, v in means.items():
           writer.add_scalar(f"train/{k}", v, done)

@@ -27,19 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxcomp import progress
 from jaxcomp.errors import UserError
 from jaxcomp.saliency import learned
 from jaxcomp.saliency import losses
 
 FEATURE_BATCH = 8
-
-
-def _format_duration(seconds):
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  hours, rest = divmod(seconds, 3600)
-  return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def feature_bytes(config):
@@ -185,7 +178,7 @@ def train(dataset, config, *, steps, batch=8, lr=1e-3, seed=0, weights=None,
           rate = (i + 1 - since_step) / (now - since)
         since, since_step = now, i + 1
         speed = ("compiling" if math.isnan(rate)
-                 else f"{rate:.1f} steps/s, ETA {_format_duration((steps - i - 1) / rate)}")
+                 else f"{rate:.1f} steps/s, ETA {progress.format_duration((steps - i - 1) / rate)}")
         nss_part = f" nss {mean_parts['nss']:.3f}" if has_fix else ""
         log(f"step {i + 1}/{steps}  loss {mean_loss:.4f} (kl {mean_parts['kl']:.4f} "
             f"cc {mean_parts['cc']:.3f}{nss_part})  {speed}")

@@ -23,6 +23,7 @@ from absl import logging
 from flax import jax_utils
 from jax.experimental import multihost_utils
 
+from jaxcomp import progress
 from jaxcomp import saliency as saliency_lib
 from jaxcomp.codec import models
 from jaxcomp.errors import UserError
@@ -255,12 +256,6 @@ class Evaluator:
     return results
 
 
-def _format_duration(seconds):
-  seconds = int(seconds)
-  hours, rest = divmod(seconds, 3600)
-  return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
 class Progress:
   """Steps/s and ETA over the steps since the previous report (the first one compiles)."""
 
@@ -396,7 +391,7 @@ def _log_train(writer, history, step_count, lr, rate_eta, total, distortion_name
   means = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}
   means["psnr"] = float(10 * np.log10(1.0 / max(means["mse"], 1e-12)))
   rate, eta = rate_eta
-  speed = "compiling" if math.isnan(rate) else f"{rate:.2f} steps/s, ETA {_format_duration(eta)}"
+  speed = "compiling" if math.isnan(rate) else f"{rate:.2f} steps/s, ETA {progress.format_duration(eta)}"
   logging.info("step %d/%d: loss %.4f bpp %.4f %s %.4g psnr %.2f dB lr %.2g | %s", step_count,
                total, means["loss"], means["bpp"], distortion_name, means["distortion"],
                means["psnr"], lr, speed)
