@@ -20,10 +20,12 @@ COMMAND_MODULES = (
     "jaxcomp.bench.cli",
     "jaxcomp.metrics.cli",
     "jaxcomp.evaluate.cli",
+    "jaxcomp.evaluate.plot_cli",
     "jaxcomp.train.cli",
     "jaxcomp.study.cli",
     "jaxcomp.perceptual.cli",
     "jaxcomp.saliency.cli",
+    "jaxcomp.zoo.cli",
 )
 
 
@@ -55,6 +57,9 @@ def main(argv=None):
     sys.stderr.write(f"error: {e}\n")
   except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
     sys.stderr.write(f"error: {e.strerror}: {e.filename}\n")
+  except OSError as e:  # disk full, file size limit, a file where a folder is needed, ...
+    where = f": {e.filename}" if e.filename else ""
+    sys.stderr.write(f"error: {e.strerror or e}{where}\n")
   except KeyboardInterrupt:
     sys.stderr.write("error: interrupted\n")
     return 130

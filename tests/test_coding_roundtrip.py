@@ -150,7 +150,6 @@ def test_cli_refuses_bad_inputs_cleanly(tmp_path, hyperprior_dir, mean_dir, caps
       ["compress", "--model", hyperprior_dir, _sixteen_bit_png(tmp_path / "rgb16.png"),
        str(tmp_path / "x.jxc")],
       ["compress", "--model", hyperprior_dir, str(junk), str(tmp_path / "x.jxc")],
-      ["compress", "--model", hyperprior_dir, rgb, str(junk), str(tmp_path / "x")],
       ["compress", "--model", str(tmp_path), rgb, str(tmp_path / "x.jxc")],
       ["compress", "--model", hyperprior_dir, str(tmp_path / "missing.png"),
        str(tmp_path / "x.jxc")],

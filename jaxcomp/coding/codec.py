@@ -14,8 +14,10 @@ Encoder, for a batch of same-size images [B, H, W, 3] uint8:
      A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) also gets a
      step per location from the hyper-synthesis (h_q, computed with the scales):
      y_int = round((y - mean) / step), indexed by scale / step.
-Decoder: validate the container, decode z_int, recompute z_hat and the indexes exactly as in
-steps 2-3, compare the indexes with the CRC-32 the encoder recorded, decode y_int,
+Decoder: validate the container, check the image size against the pixel budget, decode z_int
+(the stream must re-encode to itself: exactly consumed, `decode_stream`), recompute z_hat and
+the indexes exactly as in steps 2-3, compare the indexes with the CRC-32 the encoder recorded,
+decode y_int (consumed exactly, too),
 y_hat = y_int (* step) + mean, g_s, crop, round(clip(x_hat, 0, 1) * 255).
 
 What is guaranteed: the indexes (and means, steps) depend only on z_int and on the h_s program,
@@ -35,6 +37,7 @@ import zlib
 import jax
 import numpy as np
 
+from jaxcomp import pixels
 from jaxcomp.codec import export, models, padding
 from jaxcomp.coding import container
 from jaxcomp.errors import UserError
@@ -255,23 +258,61 @@ def latent_shapes(cm, height, width):
   return (h, w, cm.config["N"]), (4 * h, 4 * w, cm.config["M"])
 
 
-def decode_symbols(cm, bitstream, where="bitstream"):
-  """Container contents -> Symbols, checking the scale indexes against the header's CRC."""
-  z_shape, y_shape = latent_shapes(cm, bitstream.height, bitstream.width)
+def decode_stream(cm, backend, latent, stream, rows, where="bitstream"):
+  """Decodes one stream and checks that it holds exactly the symbols the header implies.
+
+  An entropy decoder reads as many symbols as it is asked for, whatever the stream holds
+  (constriction returns zeros from an exhausted stream), so a removed, shortened, extended or
+  spliced stream would decode to garbage. The check: re-encoding the decoded values must give the
+  stream back byte for byte (the encoder is deterministic), which refuses missing data, trailing
+  data, and a stream written for other symbols or table rows.
+
+  Args:
+    cm: CodingModel.
+    backend: backend name of the file.
+    latent: 'y' or 'z'.
+    stream: the stream's bytes.
+    rows: int32 table rows of every symbol (the shape of the latent).
+    where: name for messages.
+
+  Returns:
+    int32 values, shaped like `rows`. UserError (one line) if the stream does not fit.
+  """
+  coder = cm.coder(backend, latent)
   try:
-    z_values = cm.coder(bitstream.backend, "z").decode(bitstream.z_stream, z_rows(z_shape))
-  except (ValueError, RuntimeError) as e:
-    raise UserError(f"{where}: cannot decode the z stream ({e})") from None
-  z_values = z_values.reshape(z_shape)
+    values = coder.decode(stream, rows)
+    canonical = coder.encode(values, rows)
+  except (ValueError, RuntimeError, OverflowError) as e:
+    raise UserError(f"{where}: cannot decode the {latent} stream ({e})") from None
+  if len(canonical) > len(stream):
+    raise UserError(f"{where}: the {latent} stream is {len(stream)} bytes, too short for the "
+                    f"{rows.size} symbols of this image size (data missing)")
+  if len(canonical) < len(stream):
+    raise UserError(f"{where}: the {latent} stream has {len(stream) - len(canonical)} bytes of "
+                    "trailing data after its symbols")
+  if canonical != stream:
+    raise UserError(f"{where}: the {latent} stream does not decode consistently (altered, or "
+                    "written for another image or model)")
+  return np.asarray(values, np.int32).reshape(rows.shape)
+
+
+def decode_symbols(cm, bitstream, where="bitstream"):
+  """Container contents -> Symbols, checking the scale indexes against the header's CRC.
+
+  The image size is checked against the pixel budget (`jaxcomp.pixels`) before anything is
+  allocated; each stream must be consumed exactly (`decode_stream`).
+  """
+  pixels.check(bitstream.width, bitstream.height, where)
+  z_shape, y_shape = latent_shapes(cm, bitstream.height, bitstream.width)
+  z_values = decode_stream(cm, bitstream.backend, "z", bitstream.z_stream, z_rows(z_shape), where)
   scales, means, steps = cm.hyper(z_values)
   rows = scale_rows(scales, cm.tables.scale_bounds)
   if index_digest(rows) != bitstream.index_digest:
-    raise UserError(f"{where}: the scale indexes computed here differ from the encoder's (its "
-                    "hyper-synthesis is not reproducible on this platform); cannot decode")
-  try:
-    y_values = cm.coder(bitstream.backend, "y").decode(bitstream.y_stream, rows)
-  except (ValueError, RuntimeError) as e:
-    raise UserError(f"{where}: cannot decode the y stream ({e})") from None
+    raise UserError(f"{where}: the scale indexes decoded from the z stream do not match the "
+                    "header's index CRC: header and streams do not belong together (a spliced or "
+                    "altered file), or this platform's hyper-synthesis differs from the encoder's "
+                    "(docs/bitstream.md); cannot decode")
+  y_values = decode_stream(cm, bitstream.backend, "y", bitstream.y_stream, rows, where)
   return Symbols(z_values=z_values, y_values=y_values.reshape(y_shape), y_rows=rows, means=means,
                  steps=steps)
 

@@ -6,17 +6,15 @@
 
 With --json the last stdout line is {"name": value, ...} in the order asked (PSNR of identical
 images is Infinity). Images are 8-bit: RGB is used as is; gray and palette are converted to RGB;
-RGBA/LA lose their alpha channel (with a warning); 16-bit images and pairs of different sizes
-are refused.
+RGBA/LA lose their alpha channel (with a warning); 16-bit, CMYK, images over the pixel budget
+(`--max-pixels`, `jaxcomp.pixels`) and pairs of different sizes are refused.
 """
 
 import json
 import os
-import sys
 
+from jaxcomp import pixels
 from jaxcomp.errors import UserError
-
-_REFUSED_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def register(subparsers):
@@ -29,6 +27,7 @@ def register(subparsers):
   p.add_argument("ref", metavar="REF", help="reference image (PNG/JPEG)")
   p.add_argument("dist", metavar="DIST", help="distorted image, same size")
   p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+  pixels.add_argument(p)
   p.set_defaults(func=run)
 
   w = subparsers.add_parser(
@@ -56,26 +55,11 @@ def run(args):
 
 
 def read_image(path):
-  """8-bit image file -> [H, W, 3] uint8 RGB (see the module docstring for conversions)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  """8-bit image file -> [H, W, 3] uint8 RGB (`jaxcomp.coding.images.read`: the one image reader,
+  with the pixel budget, EXIF orientation and the refusals of the module docstring)."""
+  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
 
-  with open(path, "rb") as f:
-    head = f.read(26)
-  if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 24 and head[24] == 16:
-    raise UserError(f"{path}: 16-bit images are not supported (convert to 8-bit RGB)")
-  try:
-    img = Image.open(path)
-    img.load()
-  except (UnidentifiedImageError, OSError) as e:
-    raise UserError(f"{path}: cannot read image ({e})") from e
-  if img.mode in _REFUSED_MODES:
-    raise UserError(f"{path}: {img.mode} images are not supported (convert to 8-bit RGB)")
-  if img.mode == "P" and "transparency" in img.info:
-    img = img.convert("RGBA")
-  if img.mode in ("RGBA", "LA", "PA"):
-    sys.stderr.write(f"warning: {path}: alpha channel ignored\n")
-  return np.asarray(img.convert("RGB"))
+  return images.read(path)[0]
 
 
 def _run_metric(args):
@@ -85,6 +69,10 @@ def _run_metric(args):
   if not names:
     raise UserError("--metric: give at least one metric name")
   metrics = [registry.get(n) for n in names]  # unknown names / missing weights fail here
+  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+
+  images.show_warnings()
+  pixels.set_from_args(args)
   ref, dist = read_image(args.ref), read_image(args.dist)
   if ref.shape != dist.shape:
     raise UserError(f"image sizes differ: {args.ref} is {ref.shape[1]}x{ref.shape[0]}, "

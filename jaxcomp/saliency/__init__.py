@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcomp import pixels
 from jaxcomp.errors import UserError
 from jaxcomp.saliency.sdsp import sdsp
 
@@ -194,7 +195,7 @@ def read_map(path, size=None):
 
   path = os.fspath(path)
   try:
-    with Image.open(path) as img:
+    with pixels.open_image(path) as img:  # the pixel budget, checked from the header
       img.load()
       mode = img.mode
       if mode == "1":
