@@ -15,7 +15,7 @@ from PIL import Image
 from jaxcomp import cli
 from jaxcomp.perceptual import twoafc
 from jaxcomp.study import db, manifest, server
-from test_study_server import GOOD, TOKEN, make_study
+from test_study_server import AUTH, GOOD, TOKEN, make_study
 
 PREPARE = ["--trials-per-subject", "4", "--golden-every", "2", "--min-screen", "1024x700"]
 
@@ -215,7 +215,7 @@ def test_2afc_sessions_and_bapps_export(tmp_path, capsys):
                                                                  "jpeg-q50") for v in stored)
   per_triplet = np.bincount([int(t["scene"]) for t in trials], minlength=5)
   assert per_triplet.max() - per_triplet.min() <= 1  # 16 votes spread over 5 triplets.
-  export = client.get(f"/admin/export.json?token={TOKEN}").json
+  export = client.get("/admin/export.json", headers=AUTH).json
   assert export["mode"] == "2afc"
   (tmp_path / "export.json").write_text(json.dumps(export))
   engine.dispose()

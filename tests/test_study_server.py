@@ -17,6 +17,7 @@ from jaxcomp import cli
 from jaxcomp.study import db, manifest, server
 
 TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GOOD = {"screen_w": 1920, "screen_h": 1080, "window_w": 1900, "window_h": 1000,
         "device_pixel_ratio": 1, "one_to_one": True}
 
@@ -66,6 +67,14 @@ def make_study(folder, design="adjacent", trials=6, golden_every=3, size=(64, 48
 POSTGRES = os.environ.get("JAXCOMP_STUDY_POSTGRES_URL")
 
 
+def reset_postgres():
+  """A `db.connect` engine on $JAXCOMP_STUDY_POSTGRES_URL with the study's tables made anew."""
+  scratch = db.open_engine(POSTGRES)
+  db.metadata.drop_all(scratch)
+  scratch.dispose()
+  return db.connect(POSTGRES)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def study_app(request, tmp_path):
   """(test client, engine, manifest) on SQLite, and on PostgreSQL when
@@ -73,8 +82,7 @@ def study_app(request, tmp_path):
   if request.param == "postgresql":
     if not POSTGRES:
       pytest.skip("set JAXCOMP_STUDY_POSTGRES_URL=postgresql+psycopg://... to test PostgreSQL")
-    db.metadata.drop_all(db.connect(POSTGRES))
-    engine = db.connect(POSTGRES)
+    engine = reset_postgres()
   else:
     engine = db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
   study, folder = manifest.load(make_study(str(tmp_path / "study")))
@@ -201,15 +209,17 @@ def test_full_session_design_rules_and_exports(study_app):
   for route in ("/admin/progress", "/admin/export.csv", "/admin/export.json"):
     assert client.get(route).status_code == 401
     assert client.get(route, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get(f"{route}?token={TOKEN}").status_code == 200
+    # The token only in the header: in the URL it would land in logs and browser histories.
+    assert client.get(f"{route}?token={TOKEN}").status_code == 400
+    assert client.get(route, headers=AUTH).status_code == 200
   progress = client.get("/admin/progress", headers={"Authorization": f"Bearer {TOKEN}"}).json
   assert progress["subjects"] == 1 and progress["finished"] == 1 and progress["votes"] == 10
 
-  text = client.get(f"/admin/export.csv?token={TOKEN}").get_data(as_text=True)
+  text = client.get("/admin/export.csv", headers=AUTH).get_data(as_text=True)
   rows = list(csv.DictReader(io.StringIO(text)))
   assert text.splitlines()[0] == "observer,session,scene,condition_1,condition_2,selection"
   assert len(rows) == 6 and all(r["selection"] == "1" and r["observer"] == sid for r in rows)
-  export = client.get(f"/admin/export.json?token={TOKEN}").json
+  export = client.get("/admin/export.json", headers=AUTH).json
   golden = [v for v in export["votes"] if v["kind"] == "golden"]
   assert len(export["votes"]) == 8 and len(golden) == 2
   assert all(v["expected"] == "original" and v["display"]["device_pixel_ratio"] == 1
@@ -242,7 +252,7 @@ def test_adjacent_design_follows_the_group_ranking(study_app, tmp_path, capsys):
   late = [t for t, _ in list(truth.values())[-8:] if t["kind"] == "main"]
   assert late and all(abs(order[t["condition_a"]] - order[t["condition_b"]]) == 1 for t in late)
   export = tmp_path / "export.json"
-  export.write_text(client.get(f"/admin/export.json?token={TOKEN}").get_data(as_text=True))
+  export.write_text(client.get("/admin/export.json", headers=AUTH).get_data(as_text=True))
   assert cli.main(["study", "analyze", str(export), "--out", str(tmp_path / "a"),
                    "--bootstrap", "0", "--no-plots", "--json"]) == 0
   report = json.loads((tmp_path / "a" / "analysis.json").read_text())

@@ -1,16 +1,32 @@
 """Vote storage through SQLAlchemy Core: SQLite by default (one file), PostgreSQL by URL.
 
-Tables:
-  subjects  one row per admitted subject (consent given, display accepted).
-  trials    every pair the server assigned to a subject, in order; (subject, scene, pair) unique,
-            so no pair is ever assigned to the same subject twice.
-  votes     at most one per trial and per (subject, scene, pair), enforced by unique constraints,
-            so a replayed vote cannot be stored even by a racing request.
+The study's rules live in the database, not in a server process, so that any number of worker
+processes (and, on PostgreSQL, any number of hosts) sharing one database keep them:
+
+  subjects    one row per admitted subject (consent given, display accepted); `client` is a keyed
+              hash of the client address (the per-client session-creation limit counts it).
+  trials      every pair the server assigned to a subject, in order. Unique (subject, position)
+              and (subject, scene, pair): no pair is assigned to the same subject twice; a partial
+              unique index on (subject) WHERE pending: at most one pending trial per subject.
+  votes       unique (trial) and (subject, scene, pair): one vote per trial, a pair judged at
+              most once per subject, even by racing requests on different hosts.
+  pair_queue  pairs chosen ahead by the 'active' design (a batch per scene), claimed one at a time
+              with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent subjects get different pairs
+              without waiting for each other.
+
+Write transactions (`write(engine)`): on PostgreSQL READ COMMITTED with row locks taken by the
+server (`SELECT ... FOR UPDATE` on the subject or trial row); on SQLite `BEGIN IMMEDIATE`, which
+takes the database's write lock up front, so read-then-write sequences are serialized across
+processes instead of failing with "database is locked" (WAL journal, 30 s busy timeout).
 """
 
 import sqlalchemy as sa
 
 from jaxcomp.errors import UserError
+
+# Trial ids are 32-bit in every backend; larger ids in a request are refused before any query.
+MAX_ID = 2 ** 31 - 1
+SQLITE_BUSY_MS = 30000
 
 metadata = sa.MetaData()
 
@@ -19,7 +35,9 @@ subjects = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("user_agent", sa.Text),
-    sa.Column("display", sa.JSON, nullable=False))
+    sa.Column("client", sa.String(64)),
+    sa.Column("display", sa.JSON, nullable=False),
+    sa.Index("subjects_by_client", "client", "created"))
 
 trials = sa.Table(
     "trials", metadata,
@@ -33,8 +51,11 @@ trials = sa.Table(
     sa.Column("left", sa.String(256), nullable=False),
     sa.Column("expected", sa.String(256)),
     sa.Column("served", sa.Float, nullable=False),
+    sa.Column("pending", sa.Boolean, nullable=False, default=True),
     sa.UniqueConstraint("subject_id", "position"),
     sa.UniqueConstraint("subject_id", "scene", "condition_a", "condition_b"))
+sa.Index("one_pending_trial_per_subject", trials.c.subject_id, unique=True,
+         sqlite_where=trials.c.pending, postgresql_where=trials.c.pending)
 
 votes = sa.Table(
     "votes", metadata,
@@ -52,13 +73,70 @@ votes = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
     sa.UniqueConstraint("subject_id", "scene", "condition_a", "condition_b"))
 
+pair_queue = sa.Table(
+    "pair_queue", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scene", sa.String(256), nullable=False, index=True),
+    sa.Column("condition_a", sa.String(256), nullable=False),
+    sa.Column("condition_b", sa.String(256), nullable=False),
+    sa.Column("created", sa.Float, nullable=False))
+
+
+def _sqlite_setup(engine):
+  """SQLite: WAL, a busy timeout, foreign keys, and transactions begun by us (see `write`)."""
+
+  @sa.event.listens_for(engine, "connect")
+  def _connect(dbapi_connection, _):
+    dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+  @sa.event.listens_for(engine, "begin")
+  def _begin(conn):
+    immediate = conn.get_execution_options().get("jaxcomp_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def open_engine(url):
+  """Engine for `url` without touching the schema (what each server worker process opens)."""
+  try:
+    engine = sa.create_engine(url, pool_pre_ping=True)
+  except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as e:
+    raise UserError(f"--db {url}: {type(e).__name__}: {e}".splitlines()[0]) from None
+  if engine.dialect.name == "sqlite":
+    _sqlite_setup(engine)
+  return engine
+
 
 def connect(url):
-  """Engine for `url` ('sqlite:///votes.db', 'postgresql+psycopg://...') with the tables made."""
+  """Engine for `url` ('sqlite:///votes.db', 'postgresql+psycopg://...') with the tables made.
+
+  Raises UserError if the database cannot be reached or was made by an older jaxcomp (its tables
+  lack the columns the consistency rules need).
+  """
+  engine = open_engine(url)
   try:
-    engine = sa.create_engine(url)
     metadata.create_all(engine)
-  except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError,
-          ModuleNotFoundError) as e:
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("trials")}
+    client = {c["name"] for c in sa.inspect(engine).get_columns("subjects")}
+  except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.DatabaseError) as e:
+    engine.dispose()
     raise UserError(f"--db {url}: {type(e).__name__}: {e}".splitlines()[0]) from None
+  if "pending" not in columns or "client" not in client:
+    engine.dispose()
+    raise UserError(f"--db {url}: tables made by an older jaxcomp (no trials.pending or "
+                    "subjects.client); export the votes and start a new database")
   return engine
+
+
+def write(engine):
+  """The engine whose transactions take the write lock first (SQLite `BEGIN IMMEDIATE`)."""
+  return engine.execution_options(jaxcomp_write=True)
+
+
+def lock_rows(query, conn):
+  """`query` with FOR UPDATE on PostgreSQL (SQLite: the IMMEDIATE transaction already locks)."""
+  return query.with_for_update() if conn.dialect.name == "postgresql" else query

@@ -1,4 +1,4 @@
-"""Which pairs to compare: full, random, and the adjacent-pair iterative scheme (PCS 2022).
+"""Which pairs to compare: full, random, adjacent (PCS 2022), active (information gain).
 
 Conditions are indices 0..n-1; a pair is a sorted tuple (i, j), i < j. Every design is a pure
 function of its arguments and a seed.
@@ -9,13 +9,15 @@ function of its arguments and a seed.
   neighbours in that ranking are compared. A pair is never compared twice by the same judge: when
   neighbour pairs were already judged, the unjudged pairs at the next smallest rank distance
   take their places.
+- active: the pairs of largest expected information gain under the group's Thurstone posterior,
+  handed out in batches (`active` module, ASAP-style).
 """
 
 import itertools
 
 import numpy as np
 
-DESIGNS = ("full", "random", "adjacent")
+DESIGNS = ("full", "random", "adjacent", "active")
 
 
 def all_pairs(n):

@@ -9,7 +9,8 @@
 - Thurstone Case V in JOD (pwcmp): P(i ≻ j) = Φ((q_i - q_j) / 1.4826), so a difference of 1 JOD
   is 75 % preference. Maximum likelihood of the binomial counts with a weak Gaussian prior on q
   (mean 0, `prior_sd` JOD) that keeps unanimous pairs and disconnected designs finite, by
-  Newton's method; reported with the reference condition at 0.
+  Newton's method; reported with the reference condition at 0. `thurstone_posterior`: its
+  Laplace approximation (mean and covariance), which the active design (`active`) needs.
 - Bootstrap over subjects: resample subjects with replacement, refit, percentile intervals.
 """
 
@@ -121,6 +122,20 @@ def thurstone(counts, reference=0, prior_sd=10.0, max_iter=100, tol=1e-10):
         return q
     q = q + t * step
   return q
+
+
+def thurstone_posterior(counts, prior_sd=10.0):
+  """Laplace approximation N(μ, Σ) of the Thurstone posterior (`thurstone`'s model and prior).
+
+  Returns:
+    ([C] μ, the MAP scores centred to mean 0, [C, C] Σ, the pseudo-inverse of the negative log
+    posterior's Hessian at the MAP; singular along the all-ones direction, which no score
+    difference sees).
+  """
+  counts = np.asarray(counts, np.float64)
+  q = thurstone(counts, reference=0, prior_sd=prior_sd)
+  q = q - q.mean()
+  return q, np.linalg.pinv(_thurstone_terms(q, counts, prior_sd)[2], hermitian=True)
 
 
 def bootstrap(per_subject_counts, fit, samples=500, seed=0, level=0.95):

@@ -7,22 +7,33 @@ picks a pair this subject has not judged yet:
   full / random: the next pair of the subject's own seeded permutation of all pairs (full uses
     one permutation for everybody, random one per subject);
   adjacent: among the unjudged pairs nearest in the scene's current group ranking
-    (Bradley-Terry on all main votes so far), the one compared least often by the group.
+    (Bradley-Terry on all main votes so far), the one compared least often by the group;
+  active: the first pair of the scene's queue (db.pair_queue) that this subject has not judged,
+    claimed with FOR UPDATE SKIP LOCKED so concurrent subjects take different pairs; an empty
+    queue is refilled with a batch of the pairs of largest expected information gain under the
+    group's Thurstone posterior (`active.batch`), under a per-scene lock on PostgreSQL; if the
+    subject has judged every queued pair, the unjudged pair of largest gain.
 In a 2AFC study (design "balanced") every scene is one triplet with the single pair (p0, p1);
 each subject judges a triplet at most once, and the next main trial is the unjudged triplet with
 the fewest main votes from the group, then the fewest assigned main trials (pending ones count, so
 subjects starting together get different triplets), then the subject's seeded random order.
 The screen side of each condition is drawn per trial. Everything is seeded by the design seed and
-the subject id, so a replayed study assigns the same trials.
+the subject id, so a replayed study assigns the same trials (the active design also depends on the
+order in which the group's votes arrived).
+
+Concurrency: `next_trial` runs in a write transaction (`db.write`) and first locks the subject's
+row (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so two requests
+of one session never both assign; the database's unique constraints are the backstop.
 """
 
 import hashlib
 import time
+import zlib
 
 import numpy as np
 import sqlalchemy as sa
 
-from jaxcomp.study import db, designs, manifest, scaling
+from jaxcomp.study import active, db, designs, manifest, scaling
 
 ADJACENT_ALPHA = 0.1
 
@@ -33,12 +44,10 @@ def subject_seed(subject_id):
 
 
 def trials_of(conn, subject_id):
-  """The subject's trials in order, each a dict with 'voted' (bool)."""
-  voted = sa.select(db.votes.c.trial_id).where(db.votes.c.subject_id == subject_id)
+  """The subject's trials in order, each a dict with 'voted' (bool: not pending)."""
   rows = conn.execute(sa.select(db.trials).where(db.trials.c.subject_id == subject_id)
                       .order_by(db.trials.c.position)).mappings().all()
-  voted_ids = {r[0] for r in conn.execute(voted)}
-  return [{**r, "voted": r["id"] in voted_ids} for r in rows]
+  return [{**r, "voted": not r["pending"]} for r in rows]
 
 
 def total_trials(study):
@@ -58,7 +67,12 @@ def finished(conn, study, subject_id, existing):
 
 
 def next_trial(conn, study, subject_id):
-  """The subject's pending trial (assigning a new one if none is pending), or None when done."""
+  """The subject's pending trial (assigning a new one if none is pending), or None when done.
+
+  `conn` is in a write transaction (`db.write`); the subject's row is locked first.
+  """
+  conn.execute(db.lock_rows(sa.select(db.subjects.c.id).where(db.subjects.c.id == subject_id),
+                            conn))
   existing = trials_of(conn, subject_id)
   pending = [t for t in existing if not t["voted"]]
   if pending:
@@ -73,7 +87,7 @@ def next_trial(conn, study, subject_id):
   a, b = sorted(pair)
   row = {"subject_id": subject_id, "position": position, "kind": kind, "scene": scene,
          "condition_a": a, "condition_b": b, "left": pair[int(rng.integers(2))],
-         "expected": expected, "served": time.time()}
+         "expected": expected, "served": time.time(), "pending": True}
   row["id"] = conn.execute(db.trials.insert().values(**row)).inserted_primary_key[0]
   return {**row, "voted": False}
 
@@ -136,6 +150,9 @@ def _pick(conn, design, scene, subject_id, judged):
   done = {tuple(sorted((names.index(a), names.index(b))))
           for s, a, b in judged if s == scene["id"]}
   seed = design.get("seed", 0)
+  if design["name"] == "active":
+    pair = _claim_active(conn, scene["id"], names, subject_id, done)
+    return None if pair is None else (names[pair[0]], names[pair[1]])
   if design["name"] in ("full", "random"):
     if design["name"] == "full":
       order = designs.full(len(names), seed)
@@ -164,3 +181,43 @@ def _group_counts(conn, scene_id, names):
     loser = b if chosen == a else a
     counts[index[chosen], index[loser]] += 1
   return counts
+
+
+def _claim_active(conn, scene_id, names, subject_id, done):
+  """(i, j) for the active design: a queued pair the subject has not judged, else a refill."""
+  pair = _claim_queued(conn, scene_id, names, subject_id)
+  if pair is not None:
+    return pair
+  if conn.dialect.name == "postgresql":  # One refill per scene at a time, on any host.
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(scene_id.encode()))))
+    pair = _claim_queued(conn, scene_id, names, subject_id)
+    if pair is not None:
+      return pair
+  counts = _group_counts(conn, scene_id, names)
+  if len(done) == len(names) * (len(names) - 1) // 2:
+    return None
+  batch = active.batch(counts, seed=int(counts.sum()))
+  now = time.time()  # The old batch (judged by this subject) is stale: replace it.
+  conn.execute(db.pair_queue.delete().where(db.pair_queue.c.scene == scene_id))
+  conn.execute(db.pair_queue.insert(), [
+      {"scene": scene_id, "condition_a": names[i], "condition_b": names[j], "created": now}
+      for i, j in batch])
+  pair = _claim_queued(conn, scene_id, names, subject_id)
+  return pair if pair is not None else active.best_pair(counts, done)
+
+
+def _claim_queued(conn, scene_id, names, subject_id):
+  """Takes the oldest queued pair of the scene not judged by the subject (SKIP LOCKED)."""
+  q = db.pair_queue.c
+  judged = sa.select(db.trials.c.id).where(
+      db.trials.c.subject_id == subject_id, db.trials.c.scene == q.scene,
+      db.trials.c.condition_a == q.condition_a, db.trials.c.condition_b == q.condition_b)
+  query = (sa.select(q.id, q.condition_a, q.condition_b)
+           .where(q.scene == scene_id, ~sa.exists(judged)).order_by(q.id).limit(1))
+  if conn.dialect.name == "postgresql":
+    query = query.with_for_update(skip_locked=True)
+  row = conn.execute(query).first()
+  if row is None:
+    return None
+  conn.execute(db.pair_queue.delete().where(q.id == row.id))
+  return names.index(row.condition_a), names.index(row.condition_b)
