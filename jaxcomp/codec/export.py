@@ -32,6 +32,7 @@ import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file, save_file
 
+from jaxcomp import zoo
 from jaxcomp.codec import models
 from jaxcomp.coding import tables as coding_tables
 from jaxcomp.errors import UserError
@@ -126,7 +127,8 @@ def fingerprint(config, flat_params, table_arrays):
 
 
 def read_config(path):
-  """model.json of an exported model directory, validated."""
+  """model.json of an exported model directory (or `zoo:NAME`), validated."""
+  path = zoo.resolve(path)
   config_path = os.path.join(path, CONFIG_FILE)
   if not os.path.isdir(path):
     raise UserError(f"model directory not found: {path}")
@@ -163,6 +165,7 @@ def saliency_model(path, config):
   """The `jaxcomp.saliency.SaliencyModel` the model's encoder takes, or None if it takes none."""
   if not any(saliency_flags(config)):
     return None
+  path = zoo.resolve(path)
   from jaxcomp import saliency  # pylint: disable=g-import-not-at-top
 
   spec = config["saliency"]["model"]
@@ -175,7 +178,8 @@ def saliency_model(path, config):
 
 
 def load(path):
-  """(model, variables, config) from an exported model directory."""
+  """(model, variables, config) from an exported model directory (or `zoo:NAME`)."""
+  path = zoo.resolve(path)
   config = read_config(path)
   params_path = os.path.join(path, PARAMS_FILE)
   if not os.path.isfile(params_path):
@@ -200,6 +204,7 @@ def load_for_coding(path):
   checks the stored fingerprint (hex string) against the files; UserError if tables or fingerprint
   are missing or do not match (a modified or corrupted model directory).
   """
+  path = zoo.resolve(path)
   model, variables, config = load(path)
   tables = coding_tables.load(os.path.join(path, coding_tables.FILE), config["N"])
   fingerprint_path = os.path.join(path, FINGERPRINT_FILE)

@@ -20,8 +20,8 @@ def register(subparsers):
   export.set_defaults(func=run_export)
 
   quickstart = subparsers.add_parser(
-      "quickstart", help="train the tiny config on bundled photos, export, compress, compare "
-      "with JPEG (minutes on a CPU)")
+      "quickstart", help="the bundled zoo against JPEG and WebP on a held-out photo, then train "
+      "a small codec for a few minutes and compare (CPU)")
   from jaxcomp.train import quickstart as quickstart_lib  # pylint: disable=g-import-not-at-top
 
   quickstart_lib.add_arguments(quickstart)

@@ -25,6 +25,7 @@ from jax.experimental import multihost_utils
 
 from jaxcomp import progress
 from jaxcomp import saliency as saliency_lib
+from jaxcomp import zoo
 from jaxcomp.codec import models
 from jaxcomp.errors import UserError
 from jaxcomp.train import checkpoint, input_pipeline, step
@@ -135,6 +136,7 @@ def load_init_params(path, params):
   """
   from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
 
+  path = zoo.resolve(path)
   if os.path.isfile(os.path.join(path, export.CONFIG_FILE)):
     loaded = export.load(path)[1]["params"]
   elif os.path.isdir(path):

@@ -1,0 +1,202 @@
+"""Builds the bundled model zoo end to end: train, fine-tune, export, evaluate, write the manifest.
+
+    python scripts/build_zoo.py --runs runs/zoo --data ../shared/data/train \
+        --photos ../shared/data/photos [--stage all|train|package]
+
+Stages (each resumes: orbax checkpoints, existing exports and results are reused):
+  train    configs/zoo.py:base from scratch (lambda of CompressAI q2), then every fine-tune
+           configs/zoo.py:qK from the base (--qualities, default 1,3), in RUNS/<name>/.
+  package  export each run into jaxcomp/zoo/models/<name>/, evaluate the curve with real
+           bitstreams on --photos against JPEG 4:2:0, JPEG 4:4:4 and WebP (`jaxcomp eval`),
+           BD-rates (`jaxcomp bdrate`), then write jaxcomp/zoo/manifest.json (sha256 of every
+           file, the recipe, the training time and the RD point of each model) and docs/zoo.md
+           with docs/zoo_rd.png.
+--photos is the evaluation set: it must not be the training data (checked by file content).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZOO = os.path.join(REPO, "jaxcomp", "zoo")
+DOCS = os.path.join(REPO, "docs")
+PREFIX = "hyperprior-small"
+STEPS_RE = re.compile(r"([0-9.]+) steps/s")
+
+
+def name_of(quality):
+  return f"{PREFIX}-q{quality}"
+
+
+def run(cmd, log=None):
+  print("+", " ".join(cmd), flush=True)
+  if log is None:
+    subprocess.run(cmd, check=True, cwd=REPO)
+    return
+  with open(log, "a") as f:
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+
+
+def digests(folder):
+  out = set()
+  for root, _, files in os.walk(folder):
+    for f in files:
+      with open(os.path.join(root, f), "rb") as fh:
+        out.add(hashlib.sha256(fh.read()).hexdigest())
+  return out
+
+
+def train(args):
+  base = os.path.join(args.runs, name_of(2))
+  common = [f"--config.data.dir={os.path.abspath(args.data)}"]
+  run([sys.executable, "-m", "jaxcomp.train", "--config=configs/zoo.py:base", f"--workdir={base}",
+       *common], log=base + ".log")
+  for q in args.qualities:
+    run([sys.executable, "-m", "jaxcomp.train", f"--config=configs/zoo.py:q{q}",
+         f"--workdir={os.path.join(args.runs, name_of(q))}", f"--config.init_from={base}",
+         *common], log=os.path.join(args.runs, name_of(q)) + ".log")
+
+
+def steps_per_s(log):
+  """Median steps/s of a training log's progress lines (None if there are none)."""
+  try:
+    with open(log) as f:
+      rates = sorted(float(m) for m in STEPS_RE.findall(f.read()))
+  except OSError:
+    return None
+  return rates[len(rates) // 2] if rates else None
+
+
+def package(args):
+  qualities = sorted({2, *args.qualities})
+  results = os.path.join(DOCS, "zoo")
+  os.makedirs(results, exist_ok=True)
+  models = []
+  for q in qualities:
+    out = os.path.join(ZOO, "models", name_of(q))
+    run(["jaxcomp", "export", "--workdir", os.path.join(args.runs, name_of(q)), "--out", out])
+    models += ["--model", f"{PREFIX}={out}"]
+  results_json = os.path.join(results, "results.json")
+  run(["jaxcomp", "eval", *models, "--images", args.photos, "--anchors", "jpeg,webp",
+       "--metrics", "psnr,ms_ssim", "--out", results_json, "--plot",
+       os.path.join(DOCS, "zoo_rd.png"), "--table", os.path.join(results, "table.md")])
+  bd = {}
+  for anchor in ("jpeg-420", "jpeg-444", "webp"):
+    cmd = ["jaxcomp", "bdrate", "--anchor", os.path.join(results, f"results.{anchor}.json"),
+           "--test", results_json, "--metric", "psnr-rgb", "--json"]
+    print("+", " ".join(cmd), flush=True)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+    bd[anchor] = json.loads(done.stdout.strip().splitlines()[-1])
+    bd[anchor]["warnings"] = [l for l in done.stderr.splitlines() if l.strip()]
+  with open(results_json) as f:
+    curve = json.load(f)["results"]
+
+  entries = []
+  for i, q in enumerate(qualities):
+    folder = os.path.join(ZOO, "models", name_of(q))
+    with open(os.path.join(folder, "model.json")) as f:
+      model = json.load(f)
+    with open(os.path.join(args.runs, name_of(q), "config.json")) as f:
+      config = json.load(f)
+    log = os.path.join(args.runs, name_of(q)) + ".log"
+    rate = steps_per_s(log)
+    entries.append({
+        "name": name_of(q), "arch": model["arch"], "N": model["N"], "M": model["M"],
+        "lmbda": config["lmbda"], "quality": q,
+        "description": (f"bmshj2018-hyperprior N={model['N']} M={model['M']}, 255^2 MSE, "
+                        f"lambda {config['lmbda']}" + (", the base" if q == 2 else
+                                                       f", fine-tuned from {name_of(2)}")),
+        "files": {f: hashlib.sha256(open(os.path.join(folder, f), "rb").read()).hexdigest()
+                  for f in sorted(os.listdir(folder))},
+        "training": {
+            "command": (f"python -m jaxcomp.train --config=configs/zoo.py:"
+                        f"{'base' if q == 2 else f'q{q}'} --config.data.dir=../shared/data/train"
+                        + ("" if q == 2 else f" --config.init_from=<{name_of(2)} run>")),
+            "steps": config["num_train_steps"], "batch_size": config["batch_size"],
+            "patch_size": config["patch_size"], "learning_rate": config["learning_rate"],
+            "init_from": "" if q == 2 else name_of(2),
+            "data": "the 16 photos of ../shared/data/train (see its README)",
+            "steps_per_s": rate,
+            "hours": round(config["num_train_steps"] / rate / 3600, 2) if rate else None,
+            "machine": "2-core x86-64 CPU, one core (taskset), JAX CPU backend"},
+        "rd": {"images": os.path.basename(os.path.abspath(args.photos)),
+               "bpp": round(curve["bpp"][i], 4), "psnr-rgb": round(curve["psnr-rgb"][i], 3),
+               "ms-ssim-rgb": round(curve["ms-ssim-rgb"][i], 5)},
+    })
+  manifest = {"format": "jaxcomp-zoo", "version": 1,
+              "bd_rate_psnr_rgb": {a: {"bd_rate": round(v["bd_rate"], 2),
+                                       "bd_psnr": round(v["bd_quality"], 3)}
+                                   for a, v in bd.items()},
+              "models": entries}
+  with open(os.path.join(ZOO, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=1)
+    f.write("\n")
+  write_docs(entries, bd, results)
+
+
+def write_docs(entries, bd, results):
+  lines = ["# The model zoo", "",
+           "Models trained with jaxcomp on this project's 2-core CPU and shipped inside the package",
+           "(`jaxcomp zoo list`, `--model zoo:NAME`). Made by `scripts/build_zoo.py` (recipes:",
+           "`configs/zoo.py`); every file is sha256-checked against `jaxcomp/zoo/manifest.json`",
+           "when a model is loaded.", "",
+           "## Models", "",
+           "| model | lambda | init | steps | steps/s | train time | bpp | PSNR-RGB dB | MS-SSIM |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for e in entries:
+    t = e["training"]
+    hours = f"{t['hours'] * 60:.0f} min" if t["hours"] else "-"
+    lines.append(f"| `zoo:{e['name']}` | {e['lmbda']} | {t['init_from'] or 'scratch'} | "
+                 f"{t['steps']} | {t['steps_per_s'] or '-'} | {hours} | {e['rd']['bpp']:.3f} | "
+                 f"{e['rd']['psnr-rgb']:.2f} | {e['rd']['ms-ssim-rgb']:.4f} |")
+  lines += ["", "Data: the 16 photos of `../shared/data/train` (random 128x128 crops, flips); "
+            "evaluation: the ten 768x512 photos of `../shared/data/photos`, never trained on, "
+            "with real `.jxc` files (bpp from the file size).", "",
+            "## Against the classical codecs (PSNR-RGB, BD over the overlapping range)", "",
+            "| anchor | BD-rate | BD-PSNR |", "|---|---|---|"]
+  for anchor, v in bd.items():
+    lines.append(f"| {anchor} | {v['bd_rate']:+.1f} % | {v['bd_quality']:+.2f} dB |")
+  lines += ["", "Negative BD-rate: the zoo curve needs fewer bits than the anchor for the same "
+            "PSNR.", ""]
+  warnings = [w for v in bd.values() for w in v["warnings"]]
+  if warnings:
+    lines += ["bdrate's warnings:", ""] + [f"- {w}" for w in warnings] + [""]
+  table = os.path.join(results, "table.md")
+  if os.path.exists(table):
+    with open(table) as f:
+      lines += ["## Rate-matched table (`jaxcomp eval --table`)", "", f.read().strip(), ""]
+  lines += ["![RD curves of the zoo against JPEG and WebP](zoo_rd.png)", "",
+            "Results files (CompressAI layout): `docs/zoo/results*.json`.", ""]
+  with open(os.path.join(DOCS, "zoo.md"), "w") as f:
+    f.write("\n".join(lines))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--runs", default="runs/zoo", help="training workdirs (default runs/zoo)")
+  parser.add_argument("--data", default="../shared/data/train", help="training photos")
+  parser.add_argument("--photos", default="../shared/data/photos", help="evaluation photos")
+  parser.add_argument("--qualities", default="1,3",
+                      help="fine-tuned rate points besides the q2 base (default 1,3)")
+  parser.add_argument("--stage", choices=("all", "train", "package"), default="all")
+  args = parser.parse_args()
+  args.qualities = sorted({int(q) for q in args.qualities.split(",") if q} - {2})
+  if digests(args.data) & digests(args.photos):
+    sys.exit("error: --photos shares images with --data: the evaluation set must be held out")
+  os.makedirs(args.runs, exist_ok=True)
+  start = time.time()
+  if args.stage in ("all", "train"):
+    train(args)
+  if args.stage in ("all", "package"):
+    package(args)
+  print(f"done in {(time.time() - start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+  main()
