@@ -22,7 +22,8 @@ def register(subparsers):
       "bench", help="benchmarks (median times after compilation)",
       description=f"benchmarks:\n{lines}\n\n'jaxcomp bench <benchmark> --help' for its options",
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("benchmark", choices=list(BENCHMARKS), metavar="<benchmark>")
+  parser.add_argument("benchmark", choices=list(BENCHMARKS), metavar="<benchmark>",
+                      help=f"one of {', '.join(BENCHMARKS)} (listed above)")
   parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
   parser.set_defaults(func=run, parser_class=type(parser))
 

@@ -8,7 +8,8 @@ def register(subparsers):
   sub = parser.add_subparsers(dest="source", metavar="<source>", parser_class=type(parser))
   sub.required = True
   p = sub.add_parser("compressai", help="CompressAI state_dict -> exported model directory")
-  p.add_argument("--arch", required=True, choices=["bmshj2018-hyperprior", "mbt2018-mean"])
+  p.add_argument("--arch", required=True, choices=["bmshj2018-hyperprior", "mbt2018-mean"],
+                 help="CompressAI model class the state_dict belongs to")
   p.add_argument("--checkpoint", required=True,
                  help="state_dict file (.pth/.pth.tar with torch installed, or .npz/.safetensors)")
   p.add_argument("--out", required=True, help="output model directory")

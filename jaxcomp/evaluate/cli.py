@@ -149,12 +149,9 @@ def _metrics(spec):
 
 
 def _check_plot_path(path):
-  from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
+  from jaxcomp.evaluate import plot_cli  # pylint: disable=g-import-not-at-top
 
-  extension = os.path.splitext(path)[1].lower().lstrip(".")
-  supported = backend_agg.FigureCanvasAgg.get_supported_filetypes()
-  if extension not in supported:
-    raise UserError(f"--plot: unknown figure format '.{extension}' (use .png, .svg or .pdf)")
+  plot_cli.check_figure_path(path, "--plot")
 
 
 def _output_paths(out, names):

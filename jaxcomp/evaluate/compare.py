@@ -9,6 +9,7 @@ Two ways to summarise a test set, which generally give different numbers:
 """
 
 import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -86,21 +87,68 @@ def _per_image(anchor, test, key, method, higher_is_better, min_overlap):
   common = [name for name in anchor["per_image"] if name in test["per_image"]]
   if not common:
     raise UserError("the anchor and test files have no image in common")
-  deltas, skipped = [], []
+  deltas, skipped, caught = [], [], {}
   for name in common:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as records:
+      warnings.simplefilter("always")
       try:
         deltas.append(bdrate.compare(*results.curve(anchor["per_image"][name], key),
                                      *results.curve(test["per_image"][name], key),
                                      method, higher_is_better, min_overlap))
       except ValueError:
         skipped.append(name)
+        continue
+    caught[name] = [str(r.message) for r in records]
   if not deltas:
     raise UserError(f"no image has overlapping anchor and test curves for '{key}'")
+  for message in _summarise_warnings(caught, min_overlap):
+    warnings.warn(message, stacklevel=3)
   if skipped:
     warnings.warn(f"{len(skipped)} of {len(common)} images left out (curves without overlap or "
                   f"too few points): {', '.join(skipped)}", stacklevel=2)
   return Comparison(float(np.mean([d.bd_rate for d in deltas])),
                     float(np.mean([d.bd_quality for d in deltas])), key, higher_is_better,
                     images=len(deltas), skipped=tuple(skipped))
+
+
+_OVERLAP = re.compile(r"the (.+?) overlap by only ([0-9.]+)%")
+_NOT_MONOTONIC = re.compile(r"the (anchor|test) curve's quality does not increase strictly")
+
+
+def _summarise_warnings(caught, min_overlap):
+  """One warning text per kind of problem over the images, naming them (worst first).
+
+  Args:
+    caught: {image: [warning texts of its BD computation]} (`bdrate`'s overlap and
+      monotonicity warnings).
+    min_overlap: the overlap threshold, for the text.
+
+  Returns:
+    [str]: 'the quality ranges overlap by less than 75% in 3 of 10 images (a.png 41%, ...)' and
+    'the test curve's quality does not increase strictly with its rate in 2 of 10 images (...)'.
+  """
+  overlaps, monotonic = {}, {}
+  for image, texts in caught.items():
+    for text in texts:
+      match = _OVERLAP.search(text)
+      if match:
+        what = overlaps.setdefault(match.group(1), {})
+        what[image] = min(float(match.group(2)), what.get(image, 100.0))
+      match = _NOT_MONOTONIC.search(text)
+      if match:
+        monotonic.setdefault(match.group(1), [])
+        if image not in monotonic[match.group(1)]:
+          monotonic[match.group(1)].append(image)
+  total = len(caught)
+  messages = []
+  for what, by_image in overlaps.items():
+    worst = sorted(by_image.items(), key=lambda item: item[1])
+    listed = ", ".join(f"{image} {value:.0f}%" for image, value in worst)
+    messages.append(f"the {what} overlap by less than {min_overlap * 100:.0f}% of their union in "
+                    f"{len(by_image)} of {total} images ({listed}); their BD values cover the "
+                    "overlap only")
+  for role, images in monotonic.items():
+    messages.append(f"the {role} curve's quality does not increase strictly with its rate in "
+                    f"{len(images)} of {total} images ({', '.join(images)}); the BD fit treats "
+                    "their points in order of quality")
+  return messages

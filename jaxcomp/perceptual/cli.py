@@ -42,7 +42,8 @@ def register(subparsers):
   b.add_argument("--triplets", type=int, default=100, help="number of triplets (default 100)")
   b.add_argument("--size", type=int, default=64, help="patch side in pixels (default 64)")
   b.add_argument("--anchors", default="jpeg,webp", help="codecs (default jpeg,webp)")
-  b.add_argument("--seed", type=int, default=0)
+  b.add_argument("--seed", type=int, default=0,
+                 help="seed of the patch, codec and quality draws (default 0)")
   b.add_argument("--synthetic-judges", action="store_true",
                  help="write judges from a hidden chroma-error rule (tests, demonstrations)")
   b.set_defaults(func=run)
@@ -54,7 +55,8 @@ def register(subparsers):
   t.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
   t.add_argument("--batch", type=int, default=50, help="triplets per step (default 50)")
   t.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-  t.add_argument("--seed", type=int, default=0)
+  t.add_argument("--seed", type=int, default=0,
+                 help="seed of the initialisation and the batch order (default 0)")
   t.add_argument("--val", metavar="DIR",
                  help="held-out split: print its 2AFC score before and after training")
   t.add_argument("--decay-steps", type=int, metavar="N",

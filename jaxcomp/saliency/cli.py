@@ -42,7 +42,9 @@ def register(subparsers):
                  help="side S: images and maps are resized to S x S, and the model resizes "
                       "every input to S x S (default 256)")
   t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-  t.add_argument("--seed", type=int, default=0)
+  t.add_argument("--seed", type=int, default=0,
+                 help="seed of the initialisation (and of --backbone random) and the batch order "
+                      "(default 0)")
   t.add_argument("--loss", default="kl=1,cc=1,nss=0.1",
                  help="loss weights, e.g. kl=1,cc=1,nss=0.1 or kl+cc (default kl=1,cc=1,nss=0.1;"
                       " nss needs --fixations)")
@@ -63,8 +65,9 @@ def register(subparsers):
   e = sub.add_parser("eval", help="AUC-Judd, CC, NSS, KLD, SIM of saliency models on a dataset")
   e.add_argument("--model", default="sdsp",
                  help="comma-separated models: sdsp, centre, learned:DIR or DIR (default sdsp)")
-  e.add_argument("--images", required=True, metavar="DIR")
-  e.add_argument("--maps", required=True, metavar="DIR")
+  e.add_argument("--images", required=True, metavar="DIR", help="test images (PNG/JPEG)")
+  e.add_argument("--maps", required=True, metavar="DIR",
+                 help="ground-truth saliency maps named after the images' stems")
   e.add_argument("--fixations", metavar="DIR", help="binary fixation maps (AUC-Judd and NSS)")
   e.add_argument("--json", action="store_true", help="print a JSON object as the last line")
   e.set_defaults(func=run)

@@ -10,8 +10,10 @@ Recommendations prescribe none for transitivity):
      incomplete, the circular-triad rate over at least `min_triples` judged triples must stay below
      `max_triad_rate` (chance: 0.25), counted over the incomplete scenes only.
 The kept subjects' votes give, per scene ('<image>@<rate>'), the group preference matrix, winning
-frequencies (raw and normalised per image), Bradley-Terry scores and Thurstone Case V JOD with
-bootstrap confidence intervals over subjects; per rate, the mean over images.
+frequencies (raw, and normalised to sum 1 over the scene's conditions), Bradley-Terry scores and
+Thurstone Case V JOD with bootstrap confidence intervals over subjects, the MSE model at 0 JOD
+and first; per rate, low to high, the means over images with 95 % intervals and the achieved bpp
+(`summary`).
 """
 
 import collections
@@ -19,7 +21,8 @@ import dataclasses
 
 import numpy as np
 
-from jaxcomp.study import consistency, scaling, votes as votes_lib
+from jaxcomp.errors import UserError
+from jaxcomp.study import consistency, scaling, summary, votes as votes_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Options:
     prior_sd: Thurstone prior standard deviation in JOD.
     bootstrap: bootstrap replicates for the confidence intervals (0: none).
     seed: of the bootstrap.
-    reference: condition fixed at 0 JOD (default: the first condition in sorted order).
+    reference: condition fixed at 0 JOD, listed first (default: the MSE model,
+      `summary.default_reference`).
   """
 
   bt_alpha: float = 0.01
@@ -51,12 +55,6 @@ class Options:
   bootstrap: int = 200
   seed: int = 0
   reference: str = None
-
-
-def split_scene(scene):
-  """'<image>@<rate>' -> (image, rate); a scene without '@' has rate ''."""
-  image, _, rate = scene.rpartition("@")
-  return (image, rate) if image else (scene, "")
 
 
 def screen(all_votes, thresholds):
@@ -145,9 +143,14 @@ def _finite(values):
   return [None if not np.isfinite(x) else round(float(x), 6) for x in values]
 
 
-def scale_scene(scene_votes, options):
-  """Scales of one scene from the kept votes: matrices, frequencies, BT, JOD with CIs."""
-  conditions = votes_lib.conditions_of(scene_votes)
+def scale_scene(scene_votes, options, bpp=None):
+  """Scales of one scene from the kept votes: matrices, frequencies, BT, JOD with CIs.
+
+  Conditions come in `summary.ordered` order (options.reference first, then alphabetically); JOD
+  is 0 at options.reference, or at the first condition if the scene lacks it ('jod_reference'
+  says which). bpp: optional {condition: achieved bpp} of this scene's stimuli.
+  """
+  conditions = summary.ordered(votes_lib.conditions_of(scene_votes), options.reference)
   observers = sorted({v.observer for v in scene_votes})
   per_subject = np.stack([
       votes_lib.count_matrix([v for v in scene_votes if v.observer == o], conditions)
@@ -168,6 +171,8 @@ def scale_scene(scene_votes, options):
             "winning_frequency": _finite(freq), "winning_frequency_normalised": _finite(normalised),
             "bradley_terry": _finite(bt(counts)), "jod_reference": conditions[reference],
             "jod": _finite(jod(counts))}
+  if bpp:
+    result["bpp"] = [bpp.get(c) for c in conditions]
   if options.bootstrap and len(observers) > 1:
     for name, fit in (("jod", jod), ("bradley_terry", bt)):
       low, high = scaling.bootstrap(per_subject, fit, options.bootstrap, options.seed)
@@ -175,29 +180,30 @@ def scale_scene(scene_votes, options):
   return result
 
 
-def per_rate(scenes):
-  """{rate: {condition: {'winning_frequency_normalised', 'jod', 'images'}}}: means over images."""
-  table = collections.defaultdict(
-      lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
-  for scene, result in scenes.items():
-    rate = split_scene(scene)[1]
-    for k, condition in enumerate(result["conditions"]):
-      for key in ("winning_frequency_normalised", "jod"):
-        if result[key][k] is not None:
-          table[rate][condition][key].append(result[key][k])
-  return {rate: {c: {"images": len(v["jod"]),
-                     **{k: round(float(np.mean(v[k])), 6) if v[k] else None
-                        for k in ("winning_frequency_normalised", "jod")}}
-                 for c, v in sorted(conds.items())}
-          for rate, conds in sorted(table.items())}
+def analyze(all_votes, thresholds=Thresholds(), options=Options(), stimuli=None):
+  """The whole analysis as one JSON-ready dict: subjects, rejections, scenes, rates.
 
-
-def analyze(all_votes, thresholds=Thresholds(), options=Options()):
-  """The whole analysis as one JSON-ready dict: subjects, rejections, scenes, rates."""
+  stimuli: optional `summary.stimuli(study folder)`: rate targets (which order the rates) and
+  each stimulus's achieved bpp. options.reference None: the MSE model (`summary.default_reference`).
+  """
   kept, subjects, log = screen(all_votes, thresholds)
-  scenes = {scene: scale_scene(scene_votes, options)
+  names = votes_lib.conditions_of(kept) if kept else []
+  if options.reference is not None:
+    if kept and options.reference not in names:
+      raise UserError(f"reference condition '{options.reference}' has no kept votes (conditions: "
+                      f"{', '.join(names)})")
+    reference = {"condition": options.reference, "why": "chosen"}
+  elif names:
+    condition, why = summary.default_reference(names)
+    reference = {"condition": condition, "why": why}
+  else:
+    reference = {"condition": None, "why": "no kept votes"}
+  options = dataclasses.replace(options, reference=reference["condition"])
+  bpp = (stimuli or {}).get("bpp", {})
+  scenes = {scene: scale_scene(scene_votes, options, bpp.get(scene))
             for scene, scene_votes in _by_scene(kept).items()}
   return {"thresholds": dataclasses.asdict(thresholds), "options": dataclasses.asdict(options),
           "subjects": subjects, "kept_subjects": sorted(o for o, r in subjects.items()
                                                         if not r["rejected"]),
-          "rejections": log, "scenes": scenes, "rates": per_rate(scenes)}
+          "rejections": log, "reference": reference, "scenes": scenes,
+          "rates": summary.per_rate(kept, reference["condition"], options, stimuli)}

@@ -44,7 +44,8 @@ def register(subparsers):
   p.add_argument("--out", required=True, help="study folder to write")
   p.add_argument("--design", default=None, choices=("adjacent", "full", "random"),
                  help="pair design (pc mode; default adjacent)")
-  p.add_argument("--trials-per-subject", type=int, default=40)
+  p.add_argument("--trials-per-subject", type=int, default=40,
+                 help="main trials each subject judges (default 40)")
   p.add_argument("--golden-every", type=int, default=10,
                  help="one golden unit after every N main trials (0: none)")
   p.add_argument("--golden-quality", type=int, default=5, help="JPEG quality of golden units")
@@ -52,8 +53,10 @@ def register(subparsers):
                  help="smallest screen in physical pixels (default 1920x1080)")
   p.add_argument("--show-reference", action="store_true",
                  help="show the original above the pair (always shown, between them, in 2afc)")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--title", default="Image quality study")
+  p.add_argument("--seed", type=int, default=0,
+                 help="seed of the design (pairs, order, sides; default 0)")
+  p.add_argument("--title", default="Image quality study",
+                 help="title shown to subjects (default 'Image quality study')")
   p.set_defaults(func=run_prepare)
 
   p = sub.add_parser("serve", help="web app for subjects, votes in a database")
@@ -61,8 +64,9 @@ def register(subparsers):
   p.add_argument("--db", default=None,
                  help="SQLAlchemy URL (default sqlite:///<study>/votes.db; "
                       "postgresql+psycopg://user:pw@host/db for PostgreSQL)")
-  p.add_argument("--host", default="127.0.0.1")
-  p.add_argument("--port", type=int, default=8000)
+  p.add_argument("--host", default="127.0.0.1",
+                 help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
+  p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
   p.add_argument("--token", default=None,
                  help="experimenter token (default $JAXCOMP_STUDY_TOKEN, else a random one, "
                       "printed)")
@@ -70,32 +74,53 @@ def register(subparsers):
 
   p = sub.add_parser("analyze", help="screen subjects, preference matrices, scales, plots")
   p.add_argument("votes", help="export from serve (.json) or a pwcmp long-format .csv")
-  p.add_argument("--out", required=True, help="folder for analysis.json, rejections.csv, plots")
-  p.add_argument("--min-zeta", type=float, default=0.5)
-  p.add_argument("--max-triad-rate", type=float, default=0.25)
-  p.add_argument("--min-triples", type=int, default=5)
-  p.add_argument("--max-golden-failures", type=int, default=0)
-  p.add_argument("--min-response-ms", type=float, default=300.0)
-  p.add_argument("--max-fast-share", type=float, default=0.2)
-  p.add_argument("--bt-alpha", type=float, default=0.01)
+  p.add_argument("--out", required=True,
+                 help="folder for analysis.json, rates.md, rejections.csv, plots")
+  p.add_argument("--study", metavar="DIR",
+                 help="the prepared study folder: its conditions.csv orders the rates by target "
+                      "bpp and gives each condition's achieved bpp")
+  p.add_argument("--min-zeta", type=float, default=0.5,
+                 help="reject a subject whose coefficient of consistence over complete scenes "
+                      "is below this (default 0.5)")
+  p.add_argument("--max-triad-rate", type=float, default=0.25,
+                 help="reject a subject whose circular-triad rate over incomplete scenes reaches "
+                      "this (default 0.25, chance)")
+  p.add_argument("--min-triples", type=int, default=5,
+                 help="judged triples needed before the triad rate is used (default 5)")
+  p.add_argument("--max-golden-failures", type=int, default=0,
+                 help="reject a subject failing more golden units than this (default 0)")
+  p.add_argument("--min-response-ms", type=float, default=300.0,
+                 help="votes faster than this are dropped (default 300 ms)")
+  p.add_argument("--max-fast-share", type=float, default=0.2,
+                 help="reject a subject with a larger share of too-fast votes (default 0.2)")
+  p.add_argument("--bt-alpha", type=float, default=0.01,
+                 help="Bradley-Terry regularisation (choix's alpha; default 0.01)")
   p.add_argument("--prior-sd", type=float, default=10.0, help="Thurstone prior SD in JOD")
-  p.add_argument("--bootstrap", type=int, default=200)
-  p.add_argument("--reference-condition", default=None, help="condition at 0 JOD")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--no-plots", action="store_true")
+  p.add_argument("--bootstrap", type=int, default=200,
+                 help="bootstrap replicates over subjects for the 95%% intervals (0: none; "
+                      "default 200)")
+  p.add_argument("--reference-condition", default=None,
+                 help="condition at 0 JOD, listed first (default: the MSE model, a condition "
+                      "named 'mse' or with 'mse' as a word of its name)")
+  p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+  p.add_argument("--no-plots", action="store_true", help="skip the figures")
   p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
   p.set_defaults(func=run_analyze)
 
   p = sub.add_parser("simulate", help="rank accuracy of the designs against comparisons spent")
-  p.add_argument("--conditions", type=int, default=8)
-  p.add_argument("--observers", type=int, default=40)
+  p.add_argument("--conditions", type=int, default=8, help="conditions per scene (default 8)")
+  p.add_argument("--observers", type=int, default=40, help="observers per run (default 40)")
   p.add_argument("--spread", type=float, default=4.0, help="range of true scores")
-  p.add_argument("--noise", type=float, default=1.0)
-  p.add_argument("--random-share", type=float, default=0.1)
-  p.add_argument("--model", default="thurstone", choices=("thurstone", "bradley-terry"))
-  p.add_argument("--runs", type=int, default=20)
+  p.add_argument("--noise", type=float, default=1.0,
+                 help="multiplies the observer model's scale (default 1)")
+  p.add_argument("--random-share", type=float, default=0.1,
+                 help="probability that an observer clicks at random (default 0.1)")
+  p.add_argument("--model", default="thurstone", choices=("thurstone", "bradley-terry"),
+                 help="observer model that draws the votes (default thurstone)")
+  p.add_argument("--runs", type=int, default=20,
+                 help="independent repetitions averaged (default 20)")
   p.add_argument("--target", type=float, default=0.9, help="Kendall tau to reach")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
   p.add_argument("--out", default=None, help="write the full report JSON here")
   p.set_defaults(func=run_simulate)
 
@@ -110,9 +135,12 @@ def register(subparsers):
   p.add_argument("--out", required=True, help="split folder to write (ref/, p0/, p1/, judge/)")
   p.add_argument("--min-votes", type=int, default=1,
                  help="leave out triplets with fewer kept votes (default 1; counted)")
-  p.add_argument("--max-golden-failures", type=int, default=0)
-  p.add_argument("--min-response-ms", type=float, default=300.0)
-  p.add_argument("--max-fast-share", type=float, default=0.2)
+  p.add_argument("--max-golden-failures", type=int, default=0,
+                 help="leave out subjects failing more golden units than this (default 0)")
+  p.add_argument("--min-response-ms", type=float, default=300.0,
+                 help="votes faster than this are dropped (default 300 ms)")
+  p.add_argument("--max-fast-share", type=float, default=0.2,
+                 help="leave out subjects with a larger share of too-fast votes (default 0.2)")
   p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
   p.set_defaults(func=run_export_bapps)
 
@@ -216,11 +244,14 @@ def run_serve(args):
 
 def run_analyze(args):
   from jaxcomp.fileio import atomic_path  # pylint: disable=g-import-not-at-top
-  from jaxcomp.study import analysis, plots, votes  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import analysis, plots, summary, votes  # pylint: disable=g-import-not-at-top
 
   all_votes = votes.read(args.votes)
   if not all_votes:
     raise UserError(f"{args.votes}: no votes")
+  if args.study and not os.path.isdir(args.study):
+    raise UserError(f"--study: not a folder: {args.study}")
+  stimuli = summary.stimuli(args.study) if args.study else None
   thresholds = analysis.Thresholds(
       min_zeta=args.min_zeta, max_triad_rate=args.max_triad_rate, min_triples=args.min_triples,
       max_golden_failures=args.max_golden_failures, min_response_ms=args.min_response_ms,
@@ -228,7 +259,7 @@ def run_analyze(args):
   options = analysis.Options(bt_alpha=args.bt_alpha, prior_sd=args.prior_sd,
                              bootstrap=args.bootstrap, seed=args.seed,
                              reference=args.reference_condition)
-  report = analysis.analyze(all_votes, thresholds, options)
+  report = analysis.analyze(all_votes, thresholds, options, stimuli)
   for entry in report["rejections"]:
     sys.stderr.write(f"{entry['action']}: {entry['observer']}: {entry['reason']}\n")
   with atomic_path(args.out) as folder:
@@ -239,6 +270,8 @@ def run_analyze(args):
       writer = csv.DictWriter(f, fieldnames=["observer", "action", "reason"])
       writer.writeheader()
       writer.writerows(report["rejections"])
+    with open(os.path.join(folder, "rates.md"), "w", encoding="utf-8") as f:
+      f.write(summary.markdown(report))
     if not args.no_plots:
       plots.write_all(report, os.path.join(folder, "plots"))
   summary = {"subjects": len(report["subjects"]), "kept": len(report["kept_subjects"]),
