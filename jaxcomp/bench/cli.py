@@ -11,6 +11,7 @@ BENCHMARKS = {
     "metrics": ("jaxcomp.bench.metrics", "fwd+bwd time of each metric loss vs its PyTorch reference"),
     "codec": ("jaxcomp.bench.codec", "compress/decompress and entropy-coder time vs CompressAI"),
     "precision": ("jaxcomp.bench.precision", "bfloat16 vs float32 transforms: rate, PSNR, time"),
+    "study": ("jaxcomp.study.loadbench", "study server load: votes/s, p50/p99 latency, lost votes"),
     "all": ("jaxcomp.bench.all", "every benchmark at fixed shapes -> one results JSON"),
     "report": ("jaxcomp.bench.report", "merge results JSONs into a markdown table (+ charts)"),
 }

@@ -68,8 +68,23 @@ def register(subparsers):
                  help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
   p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
   p.add_argument("--token", default=None,
-                 help="experimenter token (default $JAXCOMP_STUDY_TOKEN, else a random one, "
-                      "printed)")
+                 help="experimenter token, sent as 'Authorization: Bearer TOKEN' (default "
+                      "$JAXCOMP_STUDY_TOKEN, else a random one, printed)")
+  p.add_argument("--workers", type=int, default=None,
+                 help="gunicorn worker processes (default 2 x cores + 1, at most 9)")
+  p.add_argument("--threads", type=int, default=4, help="threads per worker process (default 4)")
+  p.add_argument("--proxies", type=int, default=0,
+                 help="reverse proxies in front (1 behind Caddy/nginx): the client address is "
+                      "then taken from X-Forwarded-For (default 0)")
+  p.add_argument("--max-body", type=int, default=16 * 1024, metavar="BYTES",
+                 help="largest request body (default 16384)")
+  p.add_argument("--sessions-per-client", type=int, default=20,
+                 help="sessions one client address may start per --session-window (default 20; "
+                      "0: no limit)")
+  p.add_argument("--session-window", type=float, default=3600.0, metavar="SECONDS",
+                 help="default 3600")
+  p.add_argument("--debug", action="store_true",
+                 help="Flask's development server (one process) instead of gunicorn")
   p.set_defaults(func=run_serve)
 
   p = sub.add_parser("analyze", help="screen subjects, preference matrices, scales, plots")
@@ -227,18 +242,33 @@ def _prepare_pc(args, settings):
 
 
 def run_serve(args):
-  from jaxcomp.study import db, manifest, server  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import db, manifest, server, serving  # pylint: disable=g-import-not-at-top
 
+  workers = serving.default_workers() if args.workers is None else args.workers
+  if workers < 1 or args.threads < 1 or args.proxies < 0 or not 0 < args.port < 65536:
+    raise UserError("need --workers >= 1, --threads >= 1, --proxies >= 0, --port in 1..65535")
+  if args.max_body < 1024 or args.sessions_per_client < 0 or args.session_window <= 0:
+    raise UserError("need --max-body >= 1024, --sessions-per-client >= 0, --session-window > 0")
   study, folder = manifest.load(args.study)
   url = args.db or f"sqlite:///{os.path.join(folder, 'votes.db')}"
   token = args.token or os.environ.get("JAXCOMP_STUDY_TOKEN")
   if not token:
     token = secrets.token_urlsafe(16)
     print(f"experimenter token: {token}", flush=True)
-  app = server.create_app(study, folder, db.connect(url), token)
-  print(f"serving {study.get('title')} on http://{args.host}:{args.port}/ (votes in {url})",
-        flush=True)
-  app.run(host=args.host, port=args.port, threaded=True)
+  options = serving.Options(
+      study=args.study, url=url, token=token, host=args.host, port=args.port, workers=workers,
+      threads=args.threads, proxies=args.proxies,
+      limits=server.Limits(max_body_bytes=args.max_body,
+                           sessions_per_client=args.sessions_per_client,
+                           session_window_s=args.session_window))
+  shown = url if "@" not in url else url.split("://")[0] + "://...@" + url.rsplit("@", 1)[1]
+  print(f"serving {study.get('title')} on http://{args.host}:{args.port}/ (votes in {shown}; "
+        f"{'development server' if args.debug else f'{workers} workers'})", flush=True)
+  if not args.debug:
+    return serving.serve(options)
+  serving.configure_logging()
+  db.connect(url).dispose()
+  serving.build_app(options).run(host=args.host, port=args.port, threaded=True)
   return 0
 
 

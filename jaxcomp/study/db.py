@@ -17,7 +17,10 @@ processes (and, on PostgreSQL, any number of hosts) sharing one database keep th
 Write transactions (`write(engine)`): on PostgreSQL READ COMMITTED with row locks taken by the
 server (`SELECT ... FOR UPDATE` on the subject or trial row); on SQLite `BEGIN IMMEDIATE`, which
 takes the database's write lock up front, so read-then-write sequences are serialized across
-processes instead of failing with "database is locked" (WAL journal, 30 s busy timeout).
+processes instead of failing with "database is locked" (WAL journal, 30 s busy timeout). SQLite
+runs with synchronous=NORMAL: a committed vote survives any crash of the server's processes (the
+WAL is written before the answer), but an operating-system crash or power loss may lose the last
+commits before the next checkpoint; PostgreSQL keeps its own setting (fsync at every commit).
 """
 
 import sqlalchemy as sa
@@ -91,6 +94,7 @@ def _sqlite_setup(engine):
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a killed process.
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -67,19 +67,22 @@ def finished(conn, study, subject_id, existing):
 
 
 def next_trial(conn, study, subject_id):
-  """The subject's pending trial (assigning a new one if none is pending), or None when done.
+  """(trial, votes so far): the subject's pending trial (assigning a new one if none is pending),
+  or None when done; raises LookupError for an unknown subject.
 
   `conn` is in a write transaction (`db.write`); the subject's row is locked first.
   """
-  conn.execute(db.lock_rows(sa.select(db.subjects.c.id).where(db.subjects.c.id == subject_id),
-                            conn))
+  if conn.execute(db.lock_rows(sa.select(db.subjects.c.id).where(
+      db.subjects.c.id == subject_id), conn)).first() is None:
+    raise LookupError(subject_id)
   existing = trials_of(conn, subject_id)
+  voted = sum(t["voted"] for t in existing)
   pending = [t for t in existing if not t["voted"]]
   if pending:
-    return pending[0]
+    return pending[0], voted
   plan = _plan(conn, study, subject_id, existing)
   if plan is None:
-    return None
+    return None, voted
   kind, scene, pair, expected = plan
   position = len(existing)
   seed = study["design"].get("seed", 0)
@@ -89,7 +92,7 @@ def next_trial(conn, study, subject_id):
          "condition_a": a, "condition_b": b, "left": pair[int(rng.integers(2))],
          "expected": expected, "served": time.time(), "pending": True}
   row["id"] = conn.execute(db.trials.insert().values(**row)).inserted_primary_key[0]
-  return {**row, "voted": False}
+  return {**row, "voted": False}, voted
 
 
 def _plan(conn, study, subject_id, existing):

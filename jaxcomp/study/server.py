@@ -185,23 +185,27 @@ def create_app(study, folder, engine, token, limits=Limits()):
 
   @app.get("/api/session/<sid>/next")
   def next_trial(sid):
-    _subject(sid)
+    if not SESSION_ID.fullmatch(sid):
+      raise Refusal(404, "unknown session")
     for attempt in range(2):
       try:
         with writer.begin() as conn:
-          trial = schedule.next_trial(conn, study, sid)
+          trial, voted = schedule.next_trial(conn, study, sid)
         break
+      except LookupError:
+        raise Refusal(404, "unknown session") from None
       except sa.exc.IntegrityError:  # A racing request of this session assigned first.
         if attempt:
           raise
+    progress = {"voted": voted, "total": schedule.total_trials(study),
+                "training": len(study.get("training", [])), "finished": trial is None}
     if trial is None:
-      return flask.jsonify(done=True, **_progress(sid))
+      return flask.jsonify(done=True, **progress)
     urls = {side: flask.url_for("image", sid=sid, trial_id=trial["id"], which=side)
             for side in (*SIDES, "reference")}
     return flask.jsonify(done=False, trial=trial["id"], kind=trial["kind"], left=urls["left"],
                          right=urls["right"], reference=urls["reference"]
-                         if manifest.shows_reference(study) else None,
-                         **_progress(sid, finished=False))
+                         if manifest.shows_reference(study) else None, **progress)
 
   @app.get("/api/image/<sid>/<trial_id>/<which>")
   def image(sid, trial_id, which):
@@ -231,7 +235,8 @@ def create_app(study, folder, engine, token, limits=Limits()):
         or not math.isfinite(response_ms) or not 0 <= response_ms < 1e9):
       raise Refusal(400, "response_ms must be a non-negative number")
     display = _display(body)
-    _subject(sid)
+    if not SESSION_ID.fullmatch(sid):
+      raise Refusal(404, "unknown session")
     reasons = displaycheck.problems(display, study)
     if display.get("one_to_one") is not True:
       reasons.append("the images were not shown at 1:1 (browser zoom or scaling)")
@@ -240,7 +245,7 @@ def create_app(study, folder, engine, token, limits=Limits()):
     now = time.time()
     try:
       with writer.begin() as conn:
-        trial = _trial(sid, trial_id, conn, lock=True)
+        trial = _trial(sid, trial_id, conn, lock=True)  # 404 for an unknown session.
         if not trial["pending"]:
           raise Refusal(409, "this pair was already judged in this session")
         other = trial["condition_b"] if trial["left"] == trial["condition_a"] else trial[
@@ -317,18 +322,18 @@ def create_app(study, folder, engine, token, limits=Limits()):
     else:
       row = conn.execute(db.lock_rows(query, conn) if lock else query).mappings().first()
     if row is None:
+      _subject(sid)
       raise Refusal(403, "this pair was not assigned to this session")
     return row
 
-  def _progress(sid, conn=None, finished=None):
+  def _progress(sid, conn=None):
     if conn is None:
       with engine.connect() as c:
-        return _progress(sid, c, finished)
+        return _progress(sid, c)
     trials = schedule.trials_of(conn, sid)
-    if finished is None:
-      finished = schedule.finished(conn, study, sid, trials)
     return {"voted": sum(t["voted"] for t in trials), "total": schedule.total_trials(study),
-            "training": len(study.get("training", [])), "finished": finished}
+            "training": len(study.get("training", [])),
+            "finished": schedule.finished(conn, study, sid, trials)}
 
   def _check_token():
     auth = flask.request.headers.get("Authorization", "")
@@ -369,7 +374,8 @@ def export_rows(engine):
   out = []
   for r in rows:
     right = r["condition_b"] if r["left"] == r["condition_a"] else r["condition_a"]
-    out.append({"observer": r["subject_id"], "session": 1, "scene": r["scene"],
+    out.append({"observer": r["subject_id"], "session": 1, "trial": r["trial_id"],
+                "scene": r["scene"],
                 "condition_1": r["left"], "condition_2": right,
                 "selection": 1 if r["side"] == "left" else 2, "kind": r["kind"],
                 "expected": r["expected"], "response_ms": r["response_ms"],
