@@ -101,9 +101,9 @@ def serve(options):
   except ImportError:
     raise UserError("gunicorn is not installed (pip install gunicorn; it needs a POSIX "
                     "system), or run the development server with --debug") from None
-  _check_port(options.host, options.port)
-  db.connect(options.url).dispose()  # Tables made once, before any worker starts.
   manifest.load(options.study)
+  db.connect(options.url).dispose()  # Tables made once, before any worker starts.
+  _check_port(options.host, options.port)
 
   class StudyApplication(BaseApplication):  # pylint: disable=abstract-method
     """gunicorn's application: settings from `options`, the app built in each worker."""
