@@ -24,10 +24,14 @@ def parse(display):
   out = {}
   for field in FIELDS:
     value = display.get(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0):
-      raise ValueError(f"display.{field} must be a positive number")
-    out[field] = float(value)
+    try:
+      number = float(value) if isinstance(value, (int, float)) and not isinstance(
+          value, bool) else math.nan
+    except OverflowError:  # An integer beyond float range.
+      number = math.nan
+    if not (math.isfinite(number) and 0 < number < 1e6):
+      raise ValueError(f"display.{field} must be a positive number below 10^6")
+    out[field] = number
   if "one_to_one" in display:
     if not isinstance(display["one_to_one"], bool):
       raise ValueError("display.one_to_one must be true or false")
