@@ -8,7 +8,14 @@ lr 1e-5).
 Args (after ':', comma-separated): one distortion name, optionally q1..q8 (default q3),
 `mean_scale` (mbt2018-mean instead of bmshj2018-hyperprior), `tiny` (the tiny model and crops,
 for trying the pipeline). `--config.init_from` must name the MSE run: its workdir or its exported
-model, of the same architecture and quality.
+model, of the same architecture and quality. The file is found from any directory by name:
+`--config=finetune.py:lpips,q3` (jaxcomp.train.config_lib.resolve_config_file).
+
+Crops: each metric's minimum image size is respected (`patch_size_for`): MS-SSIM needs 161 pixels
+(five scales of an 11-tap window), so `ms_ssim,tiny` trains on 192-pixel crops instead of the
+tiny config's 64; the other metrics work at 64 (SSIM 11, NLPD 17, LPIPS/DISTS 16). A smaller
+`--config.patch_size` stops the run at start with one line naming the minimum. Validation
+(`eval.metrics`) always includes the metric being trained.
 
     python -m jaxcomp.train --config=configs/finetune.py:lpips,q3 --workdir=runs/lpips-q3 \
         --config.init_from=runs/mse-q3 --config.data.dir=/data/clic/train
@@ -36,6 +43,7 @@ Lambdas (LAMBDAS below; --config.lmbda overrides):
 """
 
 from jaxcomp.codec import models
+from jaxcomp.metrics import dists, lpips, nlpd, ssim
 from jaxcomp.train import config_lib
 
 DISTORTIONS = ("mse", "ssim", "ms_ssim", "gmsd", "lpips", "dists", "fsim", "vsi", "nlpd")
@@ -57,6 +65,18 @@ GRADIENT_RATIOS = {
     "vsi": 0.44,  # stand-in: SSIM's
     "nlpd": 0.69,  # stand-in: GMSD's
 }
+
+# Smallest image side each distortion accepts (the others: 2 pixels or fewer).
+MIN_SIZES = {"ssim": ssim.WIN_SIZE, "ms_ssim": ssim.MS_SSIM_MIN_SIZE, "lpips": lpips.MIN_SIZE,
+             "dists": dists.MIN_SIZE, "nlpd": nlpd.MIN_SIZE}
+CROP_MULTIPLE = 64  # the hyperprior's total down-sampling: crops are multiples of it
+
+
+def patch_size_for(distortion, patch_size):
+  """The smallest multiple of CROP_MULTIPLE >= patch_size that the distortion accepts."""
+  needed = max(patch_size, MIN_SIZES.get(distortion, 0))
+  return -(-needed // CROP_MULTIPLE) * CROP_MULTIPLE
+
 
 # Per distortion, quality -> lambda.
 LAMBDAS = {
@@ -80,6 +100,10 @@ def get_config(arg=None):
     config = config_lib.tiny(config)
   config.distortion = names[0]
   config.lmbda = LAMBDAS[names[0]][quality]
+  config.patch_size = patch_size_for(names[0], config.patch_size)
+  config.eval.patch_size = patch_size_for(names[0], config.eval.patch_size)
+  if config.eval.metrics != "all" and names[0] not in config.eval.metrics.split(","):
+    config.eval.metrics += f",{names[0]}"  # validation reports the metric being trained
   config.learning_rate = 1e-5
   config.lr_drop_fractions = ()
   if "tiny" not in tokens:

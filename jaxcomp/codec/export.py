@@ -20,6 +20,13 @@ A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) has
     model.json          "adaptive_step": true
 and its h_q weights in params.safetensors (so the fingerprint covers them).
 
+A model exported from a training run (`jaxcomp export`) records how it was made:
+    model.json          "training": {"distortion": "ms_ssim", "lambda": 8.73, "quality": 3,
+                                     "init_from": parent workdir/model or null,
+                                     "init_fingerprint": the parent model's fingerprint or null,
+                                     "steps": the exported step, "num_train_steps": planned}
+(not part of the fingerprint: it describes the weights, it does not change decoding).
+
 Loading never unpickles.
 """
 
@@ -58,7 +65,7 @@ def unflatten(flat):
 
 
 def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None,
-         adaptive_step=False):
+         adaptive_step=False, training=None):
   """Writes an exported model directory atomically (it appears whole or not at all).
 
   Args:
@@ -72,9 +79,13 @@ def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None
       'hyper_input': bool}; spec is 'sdsp', 'centre' or a learned saliency weights folder
       (then copied into the model directory).
     adaptive_step: the model predicts quantization steps (h_q); recorded in model.json.
+    training: optional JSON-ready dict recorded as model.json's "training" (see the module
+      docstring).
   """
   config = {"format": FORMAT, "version": VERSION, "arch": arch, "N": int(N), "M": int(M),
             "source": source}
+  if training is not None:
+    config["training"] = dict(training)
   if adaptive_step:
     config["adaptive_step"] = True
   learned_dir = None
@@ -88,6 +99,18 @@ def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None
     config["saliency"] = {"model": spec, "input": bool(saliency.get("input")),
                           "hyper_input": bool(saliency.get("hyper_input"))}
   flat = flatten(variables)
+  bad = sorted(k for k, v in flat.items() if not np.all(np.isfinite(v)))
+  if bad:
+    raise UserError(f"refusing to export non-finite weights (NaN/Inf in {', '.join(bad[:3])}"
+                    f"{', ...' if len(bad) > 3 else ''}): the source checkpoint is corrupt or the "
+                    "training diverged")
+  if os.path.isfile(path):
+    raise UserError(f"cannot write {path}: a file of that name is in the way (the exported model "
+                    "is a directory)")
+  if (os.path.isdir(path) and os.listdir(path)
+      and not os.path.isfile(os.path.join(path, CONFIG_FILE))):
+    raise UserError(f"{path} is a non-empty directory that is not an exported model; refusing to "
+                    "replace it")
   tables = coding_tables.build(unflatten(flat))
   with atomic_path(path) as tmp:
     os.makedirs(tmp)

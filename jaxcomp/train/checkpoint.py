@@ -7,14 +7,26 @@
 Saves are asynchronous (training continues while the previous step is written) and keep the
 newest `keep` checkpoints; a checkpoint directory appears only once complete, so a run killed
 mid-save resumes from the previous one.
+
+Integrity: every save records, in its `data` item, a sha256 of each saved part ('params',
+'opt_state', 'step': names, dtypes, shapes and bytes of the arrays, `tree_digests`). A restore
+checks that the arrays restore at all, have the model's shapes, are finite, and match those
+digests; a checkpoint that fails is skipped with a warning naming it and the newest intact one is
+used; when none is intact the run stops with one line. `export` / `init_from` read params the same
+way (`load_params`).
 """
 
+import hashlib
 import json
 import os
+import sys
+import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from absl import logging
 
 from jaxcomp.errors import UserError
 
@@ -22,6 +34,10 @@ CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 # Config fields a checkpoint's arrays depend on: a workdir is resumable only if they agree.
 MODEL_FIELDS = ("arch", "N", "M")
+# Fields a resume may change without --allow_config_change (logging, saving, evaluation, length).
+RESUMABLE_CHANGES = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
+                     "keep_checkpoints", "eval", "init_from")
+DIGESTS = "sha256"  # key of the digests in a checkpoint's data item
 
 
 def create_manager(workdir, keep):
@@ -42,41 +58,231 @@ def state_tree(state):
   return jax.device_get({"params": state.params, "opt_state": state.opt_state, "step": state.step})
 
 
+def tree_digest(tree):
+  """Hex sha256 of a pytree of arrays: every leaf's path, dtype, shape and bytes, in tree order."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    a = np.asarray(leaf)
+    if np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+      a = a.astype(np.int64)  # counters restore as int32 or int64 depending on the target
+    a = a.astype(a.dtype.newbyteorder("<"))
+    h.update(json.dumps([jax.tree_util.keystr(path), a.dtype.str, list(a.shape)]).encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def tree_digests(tree):
+  """{part: tree_digest} of the saved parts ('params', 'opt_state', 'step')."""
+  return {part: tree_digest(tree[part]) for part in sorted(tree)}
+
+
 def save(manager, state, data_state):
-  """Starts an asynchronous save of (unreplicated) `state` and the data state at state.step."""
+  """Starts an asynchronous save of (unreplicated) `state` and the data state at state.step.
+
+  The data item also records the digests of the saved arrays (`tree_digests`). A failure of an
+  earlier asynchronous save surfaces here (or in `finish`) as a one-line UserError.
+  """
   tree = state_tree(state)
-  manager.save(int(tree["step"]), args=ocp.args.Composite(
-      state=ocp.args.StandardSave(tree), data=ocp.args.JsonSave(data_state)), force=True)
+  data = dict(data_state, **{DIGESTS: tree_digests(tree)})
+  step = int(tree["step"])
+  try:
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(tree), data=ocp.args.JsonSave(data)), force=True)
+  except Exception as e:  # pylint: disable=broad-except  (orbax raises many types)
+    raise UserError(f"cannot write checkpoint {step} in {manager.directory}: {_first_line(e)}"
+                    ) from None
+
+
+def finish(manager):
+  """Waits for pending saves and closes the manager; UserError (one line) if a save failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"cannot write a checkpoint in {manager.directory}: {_first_line(e)}"
+                    ) from None
+  finally:
+    try:
+      manager.close()
+    except Exception:  # pylint: disable=broad-except  (already reported above)
+      pass
+
+
+def _first_line(e):
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def check_tree(tree, digests, parts, target=None):
+  """None if `tree`'s `parts` are finite, shaped like `target` and match `digests`, else why not.
+
+  Args:
+    tree: restored {'params', 'opt_state', 'step'} (numpy or jax arrays).
+    digests: the data item's digests, or None for a checkpoint written before they were recorded.
+    parts: the parts to check, e.g. ('params',).
+    target: optional tree of ShapeDtypeStructs the parts must match.
+  """
+  for part in parts:
+    if part not in tree:
+      return f"no {part}"
+    leaves = jax.tree_util.tree_flatten_with_path(tree[part])[0]
+    if target is not None:
+      want = [tuple(np.shape(x)) for x in jax.tree.leaves(target[part])]
+      if [tuple(np.shape(v)) for _, v in leaves] != want:
+        return f"{part} shapes differ from the model's"
+    for path, leaf in leaves:
+      a = np.asarray(leaf)
+      if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+        return f"non-finite values in {part}{jax.tree_util.keystr(path)}"
+    if digests is not None and digests.get(part) != tree_digest(tree[part]):
+      return f"{part} do not match the checksum written at save"
+  return None
+
+
+def _intact(manager, steps, restore_one, parts, target=None):
+  """(step, restored) of the newest intact checkpoint among `steps`; warns about the bad ones.
+
+  restore_one(step) -> {'state': tree, 'data': dict or None}. UserError if none is intact.
+  """
+  bad = []
+  for step in sorted(steps, reverse=True):
+    try:
+      restored = restore_one(step)
+      data = restored.get("data")
+      digests = data.get(DIGESTS) if isinstance(data, dict) else None
+      reason = check_tree(restored["state"], digests, parts, target)
+    except Exception as e:  # pylint: disable=broad-except  (corrupt files raise many types)
+      reason = f"unreadable ({_first_line(e)[:200]})"
+    if reason is None:
+      if bad:
+        logging.warning("using checkpoint %d, the newest intact one in %s", step,
+                        manager.directory)
+      return step, restored
+    where = os.path.join(str(manager.directory), str(step))
+    logging.warning("checkpoint %s is corrupt (%s); skipping it", where, reason)
+    sys.stderr.write(f"warning: checkpoint {where} is corrupt ({reason}); skipping it\n")
+    bad.append(f"{step} ({reason})")
+  raise UserError(f"no intact checkpoint in {manager.directory}: {'; '.join(bad)}")
+
+
+def _set_aside(manager, steps):
+  """Moves corrupt step directories out of the manager's way (to <workdir>/corrupt_checkpoints)."""
+  directory = str(manager.directory)
+  aside = os.path.join(os.path.dirname(directory), "corrupt_checkpoints")
+  for step in steps:
+    source = os.path.join(directory, str(step))
+    if os.path.isdir(source):
+      os.makedirs(aside, exist_ok=True)
+      os.replace(source, os.path.join(aside, f"{step}-{int(time.time())}"))
+  if steps and hasattr(manager, "reload"):
+    manager.reload()
 
 
 def restore(manager, state):
-  """(state, data_state) from the newest checkpoint, or None if there is none.
+  """(state, data_state) from the newest intact checkpoint, or None if there is none.
+
+  A corrupt newer checkpoint (unreadable, wrong shapes, non-finite, checksum mismatch) is moved to
+  <workdir>/corrupt_checkpoints with a warning naming it, and the next older one is tried.
 
   Args:
     manager: from `create_manager`.
     state: a TrainState of the configured model: the structure and shapes to restore into.
 
   Raises:
-    UserError: the checkpoint does not fit the model (another arch or size).
+    UserError: checkpoints exist but none is intact (or none fits this config's model).
   """
-  step = manager.latest_step()
-  if step is None:
+  steps = manager.all_steps()
+  if not steps:
     return None
   target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_tree(state))
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(
+
+  def restore_one(step):
+    return manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
-  except (ValueError, KeyError, TypeError) as e:
-    raise UserError(f"checkpoint {step} in {manager.directory} does not fit this config's model "
-                    f"({str(e).splitlines()[0][:200]})") from None
+
+  step, restored = _intact(manager, steps, restore_one, ("params", "opt_state", "step"), target)
+  _set_aside(manager, [s for s in steps if s > step])
   tree = restored["state"]
   state = state.replace(params=tree["params"], opt_state=tree["opt_state"],
                         step=np.asarray(tree["step"]))
-  return state, restored["data"]
+  data = {k: v for k, v in restored["data"].items() if k != DIGESTS}
+  return state, data
 
 
-def write_config(workdir, config):
-  """Writes workdir/config.json; UserError if a previous run there used another model."""
+LOCK_FILE = ".lock"
+
+
+def lock_workdir(workdir):
+  """Takes the workdir's exclusive lock for this process's lifetime (released at exit).
+
+  Returns the open lock file (keep a reference). UserError if another training holds it, or the
+  workdir is a file or cannot be created. The lock is `fcntl.flock` on workdir/.lock, which holds
+  the owner's pid and host for the message.
+  """
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a directory")
+  path = os.path.join(workdir, LOCK_FILE)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    f = open(path, "a+")
+  except OSError as e:
+    raise UserError(f"cannot use --workdir {workdir}: {e.strerror or e}") from None
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    f.seek(0)
+    owner = f.read().strip() or "another process"
+    f.close()
+    raise UserError(f"{workdir} is in use by another training ({owner}); wait for it to end or "
+                    "use another --workdir") from None
+  f.seek(0)
+  f.truncate()
+  f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+  f.flush()
+  return f
+
+
+def _flat(d, prefix=""):
+  """{'a.b': value} of a nested config dict."""
+  out = {}
+  for key, value in d.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def config_changes(previous, config):
+  """Fields that differ between two config dicts (as config.json holds them), as
+  ['name: old -> new'], leaving out RESUMABLE_CHANGES."""
+  before, now = _flat(previous), _flat(config)
+  changed = []
+  for key in sorted(set(before) | set(now)):
+    if key.split(".")[0] in RESUMABLE_CHANGES:
+      continue
+    old, new = before.get(key), now.get(key)
+    if isinstance(old, list):
+      old = tuple(old)
+    if isinstance(new, list):
+      new = tuple(new)
+    if old != new:
+      changed.append(f"{key}: {old!r} -> {new!r}")
+  return changed
+
+
+def write_config(workdir, config, allow_changes=False):
+  """Writes workdir/config.json, checking it against a previous run's there.
+
+  A workdir whose run used another model (arch, N, M) is refused. Any other change of a training
+  field (batch size, learning rate, seed, data, loss, ...; not RESUMABLE_CHANGES) is refused too
+  unless `allow_changes`; then it is logged and the previous file is kept as
+  config.<unix time>.json.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a directory")
   path = os.path.join(workdir, CONFIG_FILE)
   previous = read_config(workdir) if os.path.exists(path) else None
   if previous is not None:
@@ -86,11 +292,23 @@ def write_config(workdir, config):
       now = ", ".join(f"{k}={config[k]!r}" for k in changed)
       raise UserError(f"{workdir} holds a run of another model ({before} vs {now}); use a new "
                       "--workdir")
-  os.makedirs(workdir, exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
+    changes = config_changes(previous, json.loads(config.to_json_best_effort()))
+    if changes and not allow_changes:
+      raise UserError(f"{workdir} holds a run with another config ({'; '.join(changes[:4])}"
+                      f"{'; ...' if len(changes) > 4 else ''}); resume with the same config, "
+                      "pass --allow_config_change to resume with these changes, or use a new "
+                      "--workdir")
+    if changes:
+      logging.warning("resuming %s with config changes: %s", workdir, "; ".join(changes))
+      os.replace(path, os.path.join(workdir, f"config.{int(time.time())}.json"))
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    os.replace(tmp, path)
+  except OSError as e:
+    raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def read_config(workdir):
@@ -106,7 +324,10 @@ def read_config(workdir):
 
 
 def load_params(workdir, step=None):
-  """(params as numpy, step) of a workdir's checkpoint (default: the newest); UserError if none."""
+  """(params as numpy, step) of a workdir's checkpoint (default: the newest intact one).
+
+  UserError if there is none, or the one asked for (or every one) is corrupt.
+  """
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
   if not os.path.isdir(directory):
     raise UserError(f"no checkpoint in {workdir}")
@@ -114,12 +335,16 @@ def load_params(workdir, step=None):
     steps = manager.all_steps()
     if not steps:
       raise UserError(f"no checkpoint in {workdir}")
-    if step is None:
-      step = max(steps)
-    elif step not in steps:
+    if step is not None and step not in steps:
       raise UserError(f"no checkpoint of step {step} in {workdir} (have {sorted(steps)})")
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored["state"]["params"], step
+
+    def restore_one(s):
+      return manager.restore(s, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
+
+    step, restored = _intact(manager, [step] if step is not None else steps, restore_one,
+                             ("params",))
+  return jax.tree.map(np.asarray, restored["state"]["params"]), step
 
 
 def export_model(workdir, out, step=None):
@@ -138,5 +363,32 @@ def export_model(workdir, out, step=None):
   export.save(out, config["arch"], config["N"], config["M"], jax.device_get(variables),
               source=f"{os.path.abspath(workdir)} step {step}",
               saliency=saliency if model.needs_saliency else None,
-              adaptive_step=model.adaptive_step)
+              adaptive_step=model.adaptive_step, training=training_record(config, step))
   return step
+
+
+def training_record(config, step):
+  """model.json's "training" entry: distortion, lambda, quality, parent model and steps.
+
+  Args:
+    config: a run's config dict (workdir/config.json).
+    step: the exported checkpoint's step.
+
+  Returns:
+    {'distortion', 'lambda', 'quality', 'init_from', 'init_fingerprint', 'steps',
+     'num_train_steps'}: init_from made absolute when it is a path that exists, with the parent
+    exported model's fingerprint when it has one (None otherwise).
+  """
+  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
+
+  parent, fingerprint = config.get("init_from") or None, None
+  if parent and os.path.exists(parent):
+    parent = os.path.abspath(parent)
+    path = os.path.join(parent, export.FINGERPRINT_FILE)
+    if os.path.isfile(path):
+      with open(path) as f:
+        fingerprint = f.read().strip() or None
+  return {"distortion": config.get("distortion", "mse"), "lambda": config.get("lmbda"),
+          "quality": config.get("quality"), "init_from": parent,
+          "init_fingerprint": fingerprint, "steps": int(step),
+          "num_train_steps": config.get("num_train_steps")}

@@ -13,6 +13,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxcomp.errors import UserError
+from jaxcomp.train import config_files
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training config file, e.g. "
@@ -23,6 +24,9 @@ flags.DEFINE_bool("distributed", None, "Call jax.distributed.initialize() (multi
                   "workers or JAX_COORDINATOR_ADDRESS is set.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events, config.json; "
                     "an existing checkpoint there is resumed.")
+flags.DEFINE_bool("allow_config_change", False, "Resume a workdir although the config differs "
+                  "from its config.json in a training field (batch size, learning rate, seed, "
+                  "data, ...); the previous config.json is kept as config.<time>.json.")
 
 
 def _error(message):
@@ -43,6 +47,10 @@ def parse_flags(argv):
           f"[--config.<field>=value ...]\n")
     print(FLAGS.module_help(__name__))
     sys.exit(0)
+  try:
+    argv = config_files.resolve_argv(argv)  # --config=finetune.py:lpips from any directory
+  except UserError as e:
+    _error(str(e))
   try:
     rest = FLAGS(argv)
   except flags.Error as e:
@@ -78,7 +86,8 @@ def main(argv):
   train.quiet_library_logs()
   logging.info("config:\n%s", FLAGS.config)
   try:
-    train.train_and_evaluate(FLAGS.config, os.path.expanduser(FLAGS.workdir))
+    train.train_and_evaluate(FLAGS.config, os.path.expanduser(FLAGS.workdir),
+                             allow_config_change=FLAGS.allow_config_change)
   except UserError as e:
     _error(str(e))
 

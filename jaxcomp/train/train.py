@@ -112,6 +112,24 @@ def create_objective(config, model):
   return dist, dist_params, saliency_model.apply, saliency_model.params
 
 
+def check_patch_size(distortion, distortion_params, patch_size):
+  """UserError (one line, naming the minimum) if the distortion cannot take the training crops.
+
+  Traces the distortion on [1, patch_size, patch_size, 3] shapes only (`jax.eval_shape`: no
+  compute), so e.g. MS-SSIM on 64-pixel crops (it needs 161) stops the run at start instead of
+  failing inside the first training step.
+  """
+  x = jax.ShapeDtypeStruct((1, patch_size, patch_size, 3), jnp.float32)
+  extra = {}
+  if getattr(distortion, "needs_saliency", False):
+    extra["saliency"] = jax.ShapeDtypeStruct((1, patch_size, patch_size), jnp.float32)
+  try:
+    jax.eval_shape(lambda a, **s: distortion(distortion_params, a, a, **s), x, **extra)
+  except ValueError as e:
+    raise UserError(f"config.patch_size={patch_size} is too small for the distortion: {e}; "
+                    "set --config.patch_size to at least that (a multiple of 64)") from None
+
+
 def _widen_inputs(loaded, wanted, name):
   """A conv kernel [kh, kw, c_in, c_out] with fewer input channels than wanted, zero-extended.
 
@@ -285,8 +303,37 @@ def _check_finite(history, last_saved):
                           f"({where})")
 
 
-def train_and_evaluate(config, workdir):
-  """Trains (or resumes) a run in `workdir`. Returns the final unreplicated TrainState."""
+def validate_config(config):
+  """UserError (one line) for config values no run can use."""
+  positive = ("batch_size", "num_train_steps", "patch_size", "keep_checkpoints")
+  for name in positive:
+    value = config.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise UserError(f"config.{name} must be a whole number >= 1, got {value!r}")
+  for name in ("log_every_steps", "checkpoint_every_steps"):
+    value = config.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+      raise UserError(f"config.{name} must be a whole number >= 0, got {value!r}")
+
+
+def train_and_evaluate(config, workdir, allow_config_change=False):
+  """Trains (or resumes) a run in `workdir`. Returns the final unreplicated TrainState.
+
+  The workdir is locked for the run (`checkpoint.lock_workdir`); resuming with a config that
+  differs in a training field is refused unless `allow_config_change`
+  (`checkpoint.write_config`).
+  """
+  validate_config(config)
+  lock = checkpoint.lock_workdir(workdir) if jax.process_index() == 0 else None
+  try:
+    return _run(config, workdir, allow_config_change)
+  finally:
+    if lock is not None:
+      lock.close()
+
+
+def _run(config, workdir, allow_config_change):
+  """The body of `train_and_evaluate`, with the workdir locked."""
   devices = jax.local_devices()
   process_index, process_count = jax.process_index(), jax.process_count()
   logging.info("process %d of %d, %d local devices (%s), global batch %d", process_index,
@@ -308,13 +355,14 @@ def train_and_evaluate(config, workdir):
   init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))
   state = step.create_state(model, init_key, image_size=INIT_IMAGE_SIZE, optimizer=tx)
   distortion, distortion_params, saliency, saliency_params = create_objective(config, model)
+  check_patch_size(distortion, distortion_params, config.patch_size)
   if saliency is not None and config.saliency.get("scope", "image") == "image":
     source = input_pipeline.SaliencySource(source, saliency_lib.load(config.saliency.model))
   elif saliency is not None and config.saliency.scope != "crop":
     raise UserError(f"saliency.scope must be 'image' or 'crop', not {config.saliency.scope!r}")
 
   if process_index == 0:
-    checkpoint.write_config(workdir, config)
+    checkpoint.write_config(workdir, config, allow_config_change)
   manager = checkpoint.create_manager(workdir, config.keep_checkpoints)
   restored = checkpoint.restore(manager, state)
   if restored is not None:
@@ -381,11 +429,12 @@ def train_and_evaluate(config, workdir):
           logging.info("preemption signal: saved step %d and stopped", step_count)
           break
   finally:
-    manager.wait_until_finished()
-    manager.close()
-    batches.close()
-    if writer:
-      writer.close()
+    try:
+      checkpoint.finish(manager)
+    finally:
+      batches.close()
+      if writer:
+        writer.close()
   return jax_utils.unreplicate(r_state)
 
 
