@@ -42,8 +42,9 @@ def register(subparsers):
   p.add_argument("--crop", default=None, metavar="WxH",
                  help="stimulus size (centre crop; default 512x512)")
   p.add_argument("--out", required=True, help="study folder to write")
-  p.add_argument("--design", default=None, choices=("adjacent", "full", "random"),
-                 help="pair design (pc mode; default adjacent)")
+  p.add_argument("--design", default=None, choices=("adjacent", "full", "random", "active"),
+                 help="pair design (pc mode; default adjacent; active: largest expected "
+                      "information gain)")
   p.add_argument("--trials-per-subject", type=int, default=40,
                  help="main trials each subject judges (default 40)")
   p.add_argument("--golden-every", type=int, default=10,
@@ -137,6 +138,10 @@ def register(subparsers):
   p.add_argument("--target", type=float, default=0.9, help="Kendall tau to reach")
   p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
   p.add_argument("--out", default=None, help="write the full report JSON here")
+  p.add_argument("--plot", default=None, metavar="PNG",
+                 help="Kendall tau and score RMSE against comparisons, per design")
+  p.add_argument("--designs", default="full,random,adjacent,active",
+                 help="comma-separated designs to compare (default all four)")
   p.set_defaults(func=run_simulate)
 
   p = sub.add_parser("export-bapps",
@@ -313,24 +318,30 @@ def run_analyze(args):
 
 
 def run_simulate(args):
-  from jaxcomp.study import simulate  # pylint: disable=g-import-not-at-top
+  from jaxcomp.study import designs, simulate  # pylint: disable=g-import-not-at-top
 
   if args.conditions < 3 or args.observers < 1 or args.runs < 1:
     raise UserError("need --conditions >= 3, --observers >= 1, --runs >= 1")
+  names = [d.strip() for d in args.designs.split(",") if d.strip()]
+  unknown = [d for d in names if d not in designs.DESIGNS]
+  if unknown or not names:
+    raise UserError(f"--designs: unknown {unknown} (choose from {', '.join(designs.DESIGNS)})")
   settings = simulate.Settings(conditions=args.conditions, observers=args.observers,
                                spread=args.spread, noise=args.noise,
                                random_share=args.random_share, model=args.model, runs=args.runs,
                                seed=args.seed)
-  report = simulate.compare(settings, target=args.target)
-  for design in ("full", "random", "adjacent"):
+  report = simulate.compare(settings, target=args.target, design_names=names)
+  for design in names:
     needed = report[design]["comparisons_needed"]
     print(f"{design:9s} comparisons to reach Kendall tau {args.target:g}: "
-          f"{needed if needed is not None else 'not reached'}; tau at the end "
-          f"{report[design]['accuracy'][-1]:.3f}")
+          f"{needed if needed is not None else 'not reached'}; at the end tau "
+          f"{report[design]['accuracy'][-1]:.3f}, RMSE {report[design]['rmse'][-1]:.3f}")
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1)
-  print(json.dumps({d: report[d]["comparisons_needed"] for d in ("full", "random", "adjacent")}))
+  if args.plot:
+    simulate.plot(report, args.plot)
+  print(json.dumps({d: report[d]["comparisons_needed"] for d in names}))
   return 0
 
 
