@@ -45,7 +45,7 @@ def test_anchor_names_and_axis_labels():
           ("jpeg-420", "JPEG2000", "WebP (published)", "hm", "hyperprior-mse", "jpegai-v4",
            "bpg_444")] == [True, True, True, True, False, False, True]
   assert plots.axis_label("psnr-rgb") == "PSNR-RGB [dB]"
-  assert plots.axis_label("ms-ssim-db-rgb").endswith("[dB]")
+  assert plots.axis_label("ms-ssim-db-rgb") == "MS-SSIM-RGB [dB]"
   assert plots.axis_label("lpips-rgb") == "LPIPS (VGG)" and plots.axis_label("x-rgb") == "X-RGB"
 
 
@@ -68,6 +68,12 @@ def test_figure_axes_from_learned_curves_one_legend_units():
     assert labels == ["model-0", "model-1", "jpeg-420"]
     jpeg_line = next(line for line in psnr_ax.get_lines() if line.get_label() == "jpeg-420")
     assert jpeg_line.get_linestyle() == "--" and jpeg_line.get_alpha() < 1
+  finally:
+    plt.close(fig)
+  # Learned models at a single rate give no range to span: everything is shown.
+  fig, clipped = plots.rd_figure([_curve("one-model", [0.05], [4.5]), JPEG])
+  try:
+    assert not clipped and fig.axes[0].get_xlim()[1] > 3.7 and fig.axes[0].get_ylim()[1] > 42
   finally:
     plt.close(fig)
 

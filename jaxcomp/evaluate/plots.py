@@ -9,7 +9,7 @@ What a reviewer needs to read them:
     higher or lower is better;
   * each panel's range is that of the learned curves (plus a margin): anchors, which often run to
     several bpp, are clipped instead of squashing the learned codecs into a corner (a note under
-    the figure says so when it happens);
+    the figure says so when it happens); learned curves at a single rate show everything;
   * one legend for the whole figure, beside the panels.
 
 The format follows the file extension (.png, .svg, .pdf). The file is written atomically.
@@ -43,7 +43,7 @@ ANCHOR_ALPHA = 0.65
 AXIS_NAMES = {
     "psnr-rgb": ("PSNR-RGB", "dB"),
     "ms-ssim-rgb": ("MS-SSIM-RGB", ""),
-    results.MS_SSIM_DB_KEY: ("MS-SSIM-RGB, -10 log10(1 - MS-SSIM)", "dB"),
+    results.MS_SSIM_DB_KEY: ("MS-SSIM-RGB", "dB"),  # -10 log10(1 - MS-SSIM)
     "ssim-rgb": ("SSIM-RGB", ""),
     "mse-rgb": ("MSE-RGB, pixel values in [0, 1]", ""),
     "l1-rgb": ("L1-RGB, pixel values in [0, 1]", ""),
@@ -176,16 +176,16 @@ def rd_figure(documents, published=(), keys=None, title=None):
       else:
         learned_x.extend(rates.tolist())
         learned_y.extend(values.tolist())
-    if learned_x:
+    if len(set(learned_x)) > 1:  # a range to span (one learned rate: show everything instead)
       (x_lo, x_hi), (y_lo, y_hi) = _span(learned_x), _span(learned_y)
       x_lo = max(x_lo, 0.0)
       ax.set_xlim(x_lo, x_hi)
       ax.set_ylim(y_lo, y_hi)
       clipped |= any(not (x_lo <= x <= x_hi and y_lo <= y <= y_hi) for x, y in anchor_points)
     direction = "higher is better" if results.higher_is_better(key) else "lower is better"
-    name = AXIS_NAMES.get(key, (key.upper(), ""))[0]
-    ax.set(xlabel=RATE_LABEL, ylabel=axis_label(key), title=f"{name} ({direction})")
+    ax.set(xlabel=RATE_LABEL, ylabel=axis_label(key), title=f"{axis_label(key)} ({direction})")
     ax.title.set_fontsize(10)
+    ax.ticklabel_format(useOffset=False)
     ax.grid(True, alpha=0.3)
   for ax in list(axes.flat)[len(keys):]:
     ax.axis("off")
