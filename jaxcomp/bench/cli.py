@@ -14,6 +14,7 @@ BENCHMARKS = {
     "study": ("jaxcomp.study.loadbench", "study server load: votes/s, p50/p99 latency, lost votes"),
     "all": ("jaxcomp.bench.all", "every benchmark at fixed shapes -> one results JSON"),
     "report": ("jaxcomp.bench.report", "merge results JSONs into a markdown table (+ charts)"),
+    "device": ("jaxcomp.bench.device", "the accelerator check in one call -> <device>.json"),
 }
 
 

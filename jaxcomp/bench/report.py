@@ -22,10 +22,30 @@ from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 
 _FORMAT = "jaxcomp-bench"
+_DEVICE_FORMAT = "jaxcomp-device-check"
+
+# CompressAI's training throughput derived from its zoo recipe (docs/zoo.rst, read in
+# ../shared/reference/codec.md): about 4-5M steps (midpoint 4.5M) of batch 16 or 32 on 256x256
+# crops in "one or two weeks". Slowest reading: batch 16 over two weeks; fastest: batch 32 over
+# one week. Patches (images) per second per GPU, assuming one GPU per model.
+COMPRESSAI_ZOO_STEPS = 4.5e6
+COMPRESSAI_DERIVED_PATCHES_PER_S = (COMPRESSAI_ZOO_STEPS * 16 / (14 * 86400),
+                                    COMPRESSAI_ZOO_STEPS * 32 / (7 * 86400))
+# CompressAI's published timings of its pretrained models, quality 3 (N=128, M=192), on the 24
+# Kodak images (768x512): mean encode / decode seconds per image, real bitstreams (ANS), from
+# CompressAI results/image/kodak/compressai-<arch>_mse_{cuda,cpu}.json (commit 869a9f5). The
+# GPU model is not stated there.
+COMPRESSAI_KODAK_Q3 = {
+    ("bmshj2018-hyperprior", "cuda"): (0.04105, 0.02418),
+    ("mbt2018-mean", "cuda"): (0.03864, 0.02292),
+    ("bmshj2018-hyperprior", "cpu"): (0.6932, 0.8950),
+    ("mbt2018-mean", "cpu"): (0.7072, 0.9073),
+}
 
 
 def add_arguments(parser):
-  parser.add_argument("results", nargs="+", help="results JSONs from `jaxcomp bench all`")
+  parser.add_argument("results", nargs="+", help="results JSONs from `jaxcomp bench all` and "
+                      "`jaxcomp bench device` (scripts/device_check.sh)")
   parser.add_argument("--out", required=True, help="markdown file to write")
   parser.add_argument("--baseline", help="name of the baseline machine (default: the first file)")
   parser.add_argument("--plot", action="store_true", help="also write bar charts (PNG)")
@@ -41,8 +61,8 @@ def load(path):
       data = json.load(f)
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read {path}: {e}") from None
-  if not isinstance(data, dict) or data.get("format") != _FORMAT:
-    raise UserError(f"{path} is not a `jaxcomp bench all` results file")
+  if not isinstance(data, dict) or data.get("format") not in (_FORMAT, _DEVICE_FORMAT):
+    raise UserError(f"{path} is not a `jaxcomp bench all` or `jaxcomp bench device` results file")
   return data
 
 
@@ -310,9 +330,272 @@ def build_tables(files, baseline):
   return [section(files, baseline) for section in (_train_step, _scaling, _upsample, _metrics,
                                                     _codec, _precision)]
 
+# ----------------------------------------------------------------------------- accelerator check
+
+
+def _part(data, key):
+  """A device check's part when it ran, else None."""
+  part = data.get(key)
+  return part if isinstance(part, dict) and "skipped" not in part and "error" not in part else None
+
+
+def _label(data):
+  m = data.get("machine", {})
+  return f"{data['name']} ({m.get('device_kind', '?')}, preset {data.get('preset')})"
+
+
+def _not_run(files, key):
+  """'name: why' for device files whose part did not run."""
+  notes = []
+  for data in files:
+    part = data.get(key) or {}
+    if "skipped" in part or "error" in part:
+      notes.append(f"{data['name']}: {part.get('skipped') or 'error: ' + part['error']}")
+  return notes
+
+
+def _throughput(bench_files, device_files):
+  low, high = COMPRESSAI_DERIVED_PATCHES_PER_S
+  table = Table(
+      "device_throughput", "Training throughput per device (bmshj2018-hyperprior q3, 256x256)",
+      "Images (256x256 patches) per second of the training step on one device: the best batch of "
+      "the device check's sweep, the steps/s the 3-minute training run sustained with its input "
+      "pipeline, and the CPU rows of `jaxcomp bench all`. MFU: XLA's FLOP count / step time / "
+      "the device's peak for the precision (float32 at JAX's default precision is TF32 on NVIDIA; "
+      "`jaxcomp.bench.flops`). Reference: CompressAI's throughput derived from its zoo recipe "
+      f"(about 4.5M steps of batch 16-32 in one to two weeks: {low:.0f}-{high:.0f} patches/s per "
+      "GPU); the issue's target is 10x that, and at least 30% MFU in bfloat16.",
+      ["machine", "what", "dtype", "batch", "images/s", "ms/step", "MFU", "compile s",
+       "vs CompressAI derived (59.5 / 238)"])
+  for data in bench_files:
+    for entry, r in _entries(data, "train-step"):
+      if entry == "scaling" or r.get("patch") != 256:
+        continue
+      table.add([data["name"], f"`bench all` {entry}", r.get("dtype", "float32"), r.get("batch"),
+                 _num(r.get("images_per_s")), _ms(r["step_s"]), _percent(r.get("mfu")),
+                 _num(r.get("compile_s"), 1), _ratio_pair(r.get("images_per_s"))])
+  for data in device_files:
+    ts, run = _part(data, "train_step"), _part(data, "training_run")
+    if ts:
+      for dtype, r in (ts.get("best") or {}).items():
+        if r:
+          table.add([_label(data), "step, best batch of the sweep", dtype, r["batch"],
+                     _num(r["images_per_s"]), _ms(r["step_s"]), _percent(r.get("mfu")),
+                     _num(r.get("compile_s"), 1), _ratio_pair(r["images_per_s"])])
+      for dtype, r in (ts.get("mbt2018_mean") or {}).items():
+        if r and "images_per_s" in r:
+          table.add([_label(data), "mbt2018-mean step at that batch", dtype, r["batch"],
+                     _num(r["images_per_s"]), _ms(r["step_s"]), _percent(r.get("mfu")),
+                     _num(r.get("compile_s"), 1), "-"])
+    if run and run.get("images_per_s"):
+      table.add([_label(data), f"training run, {run['steps']} steps, sustained", run["dtype"],
+                 run["batch"], _num(run["images_per_s"]), _ms(1 / run["steps_per_s"]), "-",
+                 _num(run.get("first_step_s"), 1), _ratio_pair(run["images_per_s"])])
+  table.add(["CompressAI (reference, derived)", "zoo recipe: 4.5M steps x batch 16 / 2 weeks",
+             "float32", 16, _num(low), "-", "-", "-", "1x"])
+  table.add(["CompressAI (reference, derived)", "zoo recipe: 4.5M steps x batch 32 / 1 week",
+             "float32", 32, _num(high), "-", "-", "-", "1x"])
+  return table
+
+
+def _ratio_pair(images_per_s):
+  low, high = COMPRESSAI_DERIVED_PATCHES_PER_S
+  if not images_per_s:
+    return "-"
+  return f"{_num(images_per_s / low, 2)}x / {_num(images_per_s / high, 2)}x"
+
+
+def _ms(seconds):
+  """Seconds as milliseconds with 3 significant digits (whole ms from 100 on)."""
+  if seconds is None:
+    return "-"
+  ms = 1e3 * seconds
+  return f"{ms:.0f}" if ms >= 100 else f"{ms:.3g}"
+
+
+def _sweep(device_files):
+  table = Table("device_sweep", "Batch sweep of the training step (device check)",
+                "Median ms/step after compilation; the sweep doubles the batch until images/s "
+                "gains less than 2%, memory runs out or the part's time is spent.",
+                ["machine", "arch", "dtype", "batch", "ms/step", "images/s", "GFLOP/step",
+                 "TFLOP/s", "MFU", "compile s"])
+  for data in device_files:
+    ts = _part(data, "train_step")
+    if not ts:
+      continue
+    for dtype, rows in ts.get("sweeps", {}).items():
+      for r in rows:
+        if "step_s" not in r:
+          table.add([_label(data), ts["arch"], dtype, r.get("batch", "-"),
+                     r.get("skipped") or r.get("error", "-"), "-", "-", "-", "-", "-"])
+          continue
+        table.add([_label(data), r["arch"], dtype, r["batch"], _ms(r["step_s"]),
+                   _num(r["images_per_s"]),
+                   _num(r["flops_per_step"] / 1e9 if r.get("flops_per_step") else None, 1),
+                   _num(r["achieved_flops_per_s"] / 1e12 if r.get("achieved_flops_per_s")
+                        else None), _percent(r.get("mfu")), _num(r["compile_s"], 1)])
+  return table
+
+
+def _device_metrics(device_files):
+  table = Table("device_metrics", "Metric losses on the device (forward + backward)",
+                "Median ms of value-and-gradient of the summed loss for the batch, compile apart. "
+                "lpips/dists marked 'random' ran on random stand-ins of the pretrained weights "
+                "(same time, not carried to the device).",
+                ["machine", "shape", "metric", "ms", "images/s", "compile s", "weights"])
+  for data in device_files:
+    part = _part(data, "metrics")
+    if not part:
+      continue
+    shape = f"{part['batch']}x{'x'.join(str(v) for v in part['size'])}"
+    for name, m in part["metrics"].items():
+      if "fwd_bwd_s" not in m:
+        table.add([_label(data), shape, name, m.get("skipped", "-"), "-", "-", "-"])
+        continue
+      table.add([_label(data), shape, name, _ms(m["fwd_bwd_s"]),
+                 _num(m["images_per_s"]), _num(m["compile_s"], 1),
+                 "random" if m.get("weights") else "-"])
+  return table
+
+
+def _device_codec(bench_files, device_files):
+  table = Table(
+      "device_codec", "Codec on the device: compress / decompress of one photo",
+      "Median ms after compilation, split into transforms (analysis + twice the hyper-synthesis, "
+      "which always runs on the CPU for determinism, + synthesis) and entropy coding (encode + "
+      "decode, constriction on the host). Reference: CompressAI's published mean times per "
+      "Kodak image (768x512, quality 3, its own GPU and CPU, not this machine).",
+      ["machine", "image", "model", "compress ms", "decompress ms", "transforms ms",
+       "entropy coding ms", "bpp", "PSNR dB"])
+  for data in bench_files:
+    for _, r in _entries(data, "codec"):
+      table.add([data["name"], f"{r['width']}x{r['height']}", "untrained q1 (`bench all`)",
+                 _ms(r["compress_s"]), _ms(r["decompress_s"]), "-",
+                 _ms(r["coding_encode_s"] + r["coding_decode_s"]), _num(r.get("bpp")),
+                 "-"])
+  for data in device_files:
+    part = _part(data, "codec")
+    if not part:
+      continue
+    for key, r in part["images"].items():
+      if "compress_s" not in r:
+        table.add([_label(data), key, "-", r.get("skipped", "-"), "-", "-", "-", "-", "-"])
+        continue
+      table.add([_label(data), key, f"N={part['N']} M={part['M']}, {part['model']}",
+                 _ms(r["compress_s"]), _ms(r["decompress_s"]),
+                 _ms(r["transforms_s"]), _ms(r["entropy_coding_s"]),
+                 _num(r["bpp"]), _num(r["psnr"], 4)])
+  for (arch, device), (enc, dec) in COMPRESSAI_KODAK_Q3.items():
+    table.add([f"CompressAI (reference, published, {device.upper()})", "768x512 (Kodak mean)",
+               f"{arch} q3, pretrained", _ms(enc), _ms(dec), "-", "-", "-",
+               "-"])
+  return table
+
+
+def _determinism(device_files):
+  table = Table("device_determinism", "Cross-device determinism (device check)",
+                "Files encoded on one backend (batch of B images, analysis sharded over D devices) "
+                "and decoded on another in the same process: bit-exact = the decoded integers "
+                "equal the encoded ones; a CRC mismatch would mean the decoder's scale indexes "
+                "differ from the encoder's. Pixels: the two decoders' reconstructions compared.",
+                ["machine", "case", "B", "D", "files", "bit-exact", "CRC mismatches",
+                 "decode errors", "pixels identical", "max pixel diff"])
+  for data in device_files:
+    part = _part(data, "determinism")
+    if not part:
+      continue
+    for c in part["cases"]:
+      if "files" not in c:
+        table.add([_label(data), c["case"], c.get("batch", "-"), "-", "-",
+                   c.get("skipped", "-"), "-", "-", "-", "-"])
+        continue
+      table.add([_label(data), c["case"], c["batch"], c["devices"], c["files"],
+                 c["symbols_exact"], c["crc_mismatches"], len(c["decode_errors"]),
+                 _percent(c["pixels_identical_fraction"]), _num(c["max_pixel_diff"])])
+    for key in ("gpu_to_cpu", "cpu_to_gpu"):
+      if isinstance(part.get(key), str):
+        table.add([_label(data), key.replace("_to_", "->"), "-", "-", "-", part[key], "-", "-",
+                   "-", "-"])
+  return table
+
+
+def _training_run(device_files):
+  table = Table("device_training", "Training run on the device (loss / bpp / PSNR against steps)",
+                "A real run of the training loop's parts for a fixed wall time on the photos "
+                "carried along (--data): metrics are means over each logging window (training "
+                "noise, not coded bitstreams). Input wait: share of the loop spent waiting for "
+                "a batch; headroom: batches/s the input pipeline makes alone / steps/s sustained "
+                "(above 1: the pipeline keeps up).",
+                ["machine", "step", "s", "loss", "bpp", "PSNR dB"])
+  for data in device_files:
+    run = _part(data, "training_run")
+    if not run:
+      continue
+    for h in run["history"]:
+      table.add([_label(data), h["step"], _num(h["time_s"], 3), _num(h["loss"], 4),
+                 _num(h["bpp"], 4), _num(h["psnr"], 4)])
+    table.add([_label(data), f"**{run['steps']} steps, {_num(run['steps_per_s'])} steps/s "
+               f"sustained ({_num(run['images_per_s'])} images/s, batch {run['batch']}, "
+               f"{run['dtype']})**", _num(run["seconds"], 3),
+               f"input wait {_percent(run.get('input_wait_fraction'))}",
+               f"headroom {_num(run.get('pipeline_headroom'), 3)}x", "-"])
+  return table
+
+
+def device_section(bench_files, device_files):
+  """Markdown of the accelerator check: the device tables, with CompressAI's reference lines."""
+  accelerators = [d for d in device_files if d.get("machine", {}).get("platform") != "cpu"]
+  parts = ["# Accelerator check", ""]
+  if not accelerators:
+    parts += ["**No GPU run yet.** `scripts/device_check.sh --preset full` (BUILD_NOTES.md, "
+              "\"Accelerator check\") has not run on a lent GPU in any session so far: the tables "
+              "below hold the CPU rows and CompressAI's reference lines, and gain the GPU rows "
+              "when `results/<device>.json` from such a run is passed to `jaxcomp bench report`.",
+              ""]
+  for data in device_files:
+    m = data.get("machine", {})
+    memory = (f", {m['device_memory_bytes'] / 2**30:.0f} GiB device memory"
+              if m.get("device_memory_bytes") else "")
+    parts.append(f"- {_label(data)}: {m.get('device_count')} device(s){memory}, jax "
+                 f"{m.get('jax')}, {m.get('cpu_logical_cores')} CPU cores, check wall time "
+                 f"{_num(data.get('wall_s'), 3)} s of a {_num(data.get('budget_s'), 3)} s budget"
+                 f"{'' if data.get('complete') else ' (incomplete: a part failed)'}; data: "
+                 f"{m.get('data')}.")
+    targets = data.get("targets") or {}
+    if targets:
+      mfu = targets.get("mfu_bf16", {})
+      thr = targets.get("training_throughput", {})
+      exact = targets.get("bit_exact", {})
+      parts.append(f"  Targets: bf16 MFU {_percent(mfu.get('measured'))} (target 30%: "
+                   f"{_met(mfu.get('met'))}); sustained training "
+                   f"{_num(thr.get('sustained_images_per_s'))} images/s = "
+                   f"{_num(thr.get('ratio_vs_high'), 3)}x CompressAI's 240 (target 10x: "
+                   f"{_met(thr.get('met'))}); bit-exact files {exact.get('bit_exact_files')}/"
+                   f"{exact.get('files')} ({_met(exact.get('met'))}).")
+    for key in ("train_step", "metrics", "training_run", "codec", "determinism"):
+      for note in _not_run([data], key):
+        parts.append(f"  {key} did not run: {note.split(': ', 1)[1]}.")
+  if device_files:
+    parts.append("")
+  for table in (_throughput(bench_files, device_files), _sweep(device_files),
+                _device_metrics(device_files), _training_run(device_files),
+                _device_codec(bench_files, device_files), _determinism(device_files)):
+    if table.rows:
+      parts.append(table.markdown())
+  return "\n".join(parts)
+
+
+def _met(value):
+  return "not measured" if value is None else ("met" if value else "not met")
+
 
 def run(args):
-  files = [load(path) for path in args.results]
+  loaded = [load(path) for path in args.results]
+  device_files = [d for d in loaded if d["format"] == _DEVICE_FORMAT]
+  files = [d for d in loaded if d["format"] == _FORMAT]
+  if not files:
+    raise UserError("no `jaxcomp bench all` results among the inputs (the device check's rows "
+                    "are merged with at least one)")
   names = [data["name"] for data in files]
   if args.baseline and args.baseline not in names:
     raise UserError(f"no results named {args.baseline!r} (have: {', '.join(names)})")
@@ -321,7 +604,9 @@ def run(args):
   stem = os.path.splitext(args.out)[0]
   parts = ["# jaxcomp benchmarks", "",
            f"Merged by `jaxcomp bench report` from {len(files)} result file(s) of "
-           f"`jaxcomp bench all`; baseline: **{baseline['name']}**. \"vs baseline\" = the "
+           f"`jaxcomp bench all`" + (f" and {len(device_files)} of `jaxcomp bench device` (the "
+                                     "accelerator check, last section)" if device_files else "")
+           + f"; baseline: **{baseline['name']}**. \"vs baseline\" = the "
            "baseline's time / this row's (above 1: faster), at equal shapes only.", ""]
   for note in args.note:
     parts += [note, ""]
@@ -333,12 +618,14 @@ def run(args):
       chart = f"{stem}_{table.key}.png"
       charts.append((chart, table))
       parts.append(f"![{table.title}]({os.path.basename(chart)})\n")
+  parts.append(device_section(files, device_files))
   for chart, table in charts:
     with atomic_path(chart) as tmp:
       _bar_chart(tmp, table, names)
   with atomic_path(args.out) as tmp:
     with open(tmp, "w") as f:
       f.write("\n".join(parts))
-  print(f"wrote {args.out} ({len(tables)} tables, {len(files)} machines"
+  print(f"wrote {args.out} ({len(tables)} tables, {len(files)} machines, "
+        f"{len(device_files)} device check(s)"
         + (f", {len(charts)} charts" if charts else "") + ")")
   return 0
