@@ -25,6 +25,8 @@ and decoder read only these integers; nothing is recomputed from floats at codin
 import dataclasses
 import math
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -267,8 +269,9 @@ def load(path, num_z_channels):
   try:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
-  except (OSError, ValueError, EOFError) as e:
-    raise UserError(f"cannot read {path}: {e}") from None
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise UserError(f"cannot read {path} (truncated or corrupt: re-export the model): {e}"
+                    ) from None
   try:
     tables = from_arrays(arrays)
     validate(tables, num_z_channels)

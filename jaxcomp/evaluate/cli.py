@@ -31,6 +31,7 @@ import os
 import sys
 import warnings
 
+from jaxcomp import pixels
 from jaxcomp.errors import UserError
 
 DEFAULT_METHOD = "pchip"
@@ -72,6 +73,7 @@ def register(subparsers):
                       f"(default {DEFAULT_SALIENT_FRACTION})")
   p.add_argument("--rate-maps", metavar="DIR",
                  help="write each model point's rate map over each image (PNG) here")
+  pixels.add_argument(p)
   p.set_defaults(func=run_eval)
 
   b = subparsers.add_parser(
@@ -179,6 +181,7 @@ def run_eval(args):
   from jaxcomp.evaluate import anchors, rd_eval  # pylint: disable=g-import-not-at-top
 
   images.show_warnings()
+  pixels.set_from_args(args)
   if not args.model and not args.anchors:
     raise UserError("give at least one --model or --anchors")
   targets = _numbers(args.bpp_targets, "--bpp-targets")

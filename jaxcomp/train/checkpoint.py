@@ -19,6 +19,7 @@ way (`load_params`).
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -89,8 +90,8 @@ def save(manager, state, data_state):
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(tree), data=ocp.args.JsonSave(data)), force=True)
   except Exception as e:  # pylint: disable=broad-except  (orbax raises many types)
-    raise UserError(f"cannot write checkpoint {step} in {manager.directory}: {_first_line(e)}"
-                    ) from None
+    raise UserError(f"cannot write checkpoints in {manager.directory} (a save failed by step "
+                    f"{step}): {_write_reason(e)}") from None
 
 
 def finish(manager):
@@ -98,7 +99,7 @@ def finish(manager):
   try:
     manager.wait_until_finished()
   except Exception as e:  # pylint: disable=broad-except
-    raise UserError(f"cannot write a checkpoint in {manager.directory}: {_first_line(e)}"
+    raise UserError(f"cannot write checkpoints in {manager.directory}: {_write_reason(e)}"
                     ) from None
   finally:
     try:
@@ -110,6 +111,35 @@ def finish(manager):
 def _first_line(e):
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]
   return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def _write_reason(e):
+  """The operating-system reason of a failed orbax/tensorstore write (e.g. 'File too large'),
+  else the error's last line: never tensorstore's internal temporary paths."""
+  if isinstance(e, OSError) and e.errno:
+    return os.strerror(e.errno)
+  code = re.search(r"os_error_code='(\d+)'", str(e))
+  if code:
+    return os.strerror(int(code.group(1)))
+  return _first_line(e)
+
+
+def _drop_closed_loop_noise(unraisable):
+  """sys.unraisablehook that drops 'Event loop is closed' from orbax's writer threads.
+
+  After a failed asynchronous save (or a failed restore of a corrupt checkpoint), tensorstore's
+  callbacks report into an asyncio loop orbax has already closed; each becomes an 'Exception
+  ignored' traceback (about 150 for one failed save). The real error is reported once, as a
+  one-line UserError; these are noise. Every other unraisable exception goes to the previous hook.
+  """
+  if (isinstance(unraisable.exc_value, RuntimeError)
+      and str(unraisable.exc_value) == "Event loop is closed"):
+    return
+  _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+sys.unraisablehook = _drop_closed_loop_noise
 
 
 def check_tree(tree, digests, parts, target=None):

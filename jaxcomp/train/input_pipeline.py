@@ -25,10 +25,24 @@ from jaxcomp.errors import UserError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
+# Modes a training image may have (after Pillow's open); others (CMYK, float, 32-bit) are skipped
+# with a warning, as `jaxcomp compress` refuses them.
+TRAINING_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "I;16", "I;16B", "I;16L", "I;16N",
+                  "I")
+
+
 def _as_rgb(image):
-  """PIL image or [H, W] / [H, W, 1|3|4] uint8 array -> [H, W, 3] uint8."""
+  """PIL image or [H, W] / [H, W, 1|3|4] uint8 array -> [H, W, 3] uint8.
+
+  16-bit grayscale (Pillow's I;16 modes, or I holding 16-bit values) keeps its 8 high bits
+  (round(v / 257)); Pillow's own convert('RGB') would clip it to white.
+  """
   if isinstance(image, Image.Image):
-    image = np.asarray(image.convert("RGB"))
+    if image.mode.startswith("I"):
+      wide = np.asarray(image).astype(np.float64)
+      image = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+    else:
+      image = np.asarray(image.convert("RGB"))
   image = np.asarray(image)
   if image.ndim == 2:
     image = image[..., None]
@@ -41,7 +55,10 @@ class ImageFolder:
   """PNG/JPEG files under a folder (recursive, sorted), at least `min_size` on both sides.
 
   Image sizes are read from the file headers when the source is built: smaller images are skipped
-  with a count, unreadable files with a warning each. UserError if nothing usable remains.
+  with a count, unreadable files and unsupported modes (CMYK, float) with a warning each. A file
+  that passes the header scan but cannot be decoded (e.g. truncated) is skipped with a warning
+  when it is first drawn (`__getitem__` gives None; `CropStream` moves on to the next image).
+  UserError if nothing usable remains.
   """
 
   def __init__(self, root, min_size, cache_images=0):
@@ -58,8 +75,13 @@ class ImageFolder:
       try:
         with Image.open(path) as image:
           width, height = image.size
-      except (OSError, ValueError) as e:
+          mode = image.mode
+      except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         logging.warning("skipping unreadable image %s: %s", path, e)
+        continue
+      if mode not in TRAINING_MODES:
+        logging.warning("skipping %s: unsupported image mode %s (use 8-bit RGB or grayscale)",
+                        path, mode)
         continue
       if min(width, height) < min_size:
         small += 1
@@ -72,6 +94,7 @@ class ImageFolder:
     if not self.paths:
       raise UserError(f"no usable images in {root}: {len(paths)} PNG/JPEG files, {small} of them "
                       f"smaller than {min_size}x{min_size}")
+    self._unreadable = set()
     if cache_images:
       self._decode = functools.lru_cache(maxsize=cache_images)(self._decode)
     self.name = root
@@ -84,11 +107,15 @@ class ImageFolder:
       return _as_rgb(image)
 
   def __getitem__(self, index):
-    """[H, W, 3] uint8. A file that became unreadable raises UserError."""
+    """[H, W, 3] uint8, or None for a file that cannot be decoded (warned about once)."""
     try:
       return self._decode(index)
-    except (OSError, ValueError) as e:
-      raise UserError(f"cannot read {self.paths[index]}: {e}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+      path = self.paths[index]
+      if path not in self._unreadable:
+        self._unreadable.add(path)
+        logging.warning("skipping unreadable image %s: %s", path, e)
+      return None
 
 
 class TfdsSource:
@@ -162,6 +189,8 @@ class SaliencySource:
 
   def __getitem__(self, index):
     image = self._source[index]
+    if image is None:  # undecodable: skipped by CropStream
+      return None
     with self._lock:
       s = self._maps.get(int(index))
       if s is not None:
@@ -219,10 +248,13 @@ class CropStream:
     order = self._permutation(epoch)
     for offset in range(n):
       image = self.source[order[(position + offset) % n]]
+      if image is None:  # undecodable (warned about by the source)
+        continue
       if min(image.shape[:2]) >= self.size:
         return random_crop(image, self.size, np.random.default_rng([self.seed, g]), self.flip)
       self.source.skipped_small += 1
-    raise UserError(f"no image in {self.source.name} is at least {self.size}x{self.size}")
+    raise UserError(f"no readable image in {self.source.name} is at least "
+                    f"{self.size}x{self.size}")
 
   def batch(self, first, count, pool=None):
     """Crops first .. first + count - 1 stacked: [count, size, size, 3]."""

@@ -34,10 +34,15 @@ INIT_IMAGE_SIZE = (64, 64)  # the model is fully convolutional: any size gives t
 
 
 class _DropOrbaxInfo:
-  """Log filter: orbax's INFO lines (several per save) would bury the progress lines."""
+  """Log filter: orbax's INFO lines (several per save) would bury the progress lines, and its
+  error records carry a traceback each (four for one failed save); they keep one line each, and
+  the failure itself ends the run as one `error: ...` line (`checkpoint.finish`)."""
 
   def filter(self, record):
-    return record.levelno > logging.converter.STANDARD_INFO or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    record.exc_info, record.exc_text = None, None
+    return record.levelno > logging.converter.STANDARD_INFO
 
 
 def quiet_library_logs():
