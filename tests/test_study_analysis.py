@@ -157,7 +157,7 @@ def test_rates_low_to_high_mse_zero_intervals_and_bpp(tmp_path):
   assert summary.default_reference(["jpeg", "pretrain-mse", "ssim"])[0] == "pretrain-mse"
   assert summary.default_reference(["jpeg", "ssim"])[1].startswith("no MSE model")
   stimuli = summary.stimuli(str(_study_folder(tmp_path)))
-  report = analysis.analyze(_rated_votes(), options=analysis.Options(bootstrap=40),
+  report = analysis.analyze(_rated_votes(), options=analysis.Options(bootstrap=20),
                             stimuli=stimuli)
   assert list(report["rates"]) == ["low", "medium", "high"]
   low = report["rates"]["low"]
