@@ -89,6 +89,31 @@ def convert(arch, state_dict):
   return variables, N, M
 
 
+def to_state_dict(params):
+  """jaxcomp 'params' (or a pytree shaped like them, e.g. gradients) -> {CompressAI name: array}.
+
+  The inverse of `convert` for the trained parameters: kernels [k, k, I, O] back to Conv2d
+  [O, I, k, k] or ConvTranspose2d [I, O, k, k], GDN beta/gamma and the entropy bottleneck's
+  matrices/biases/factors as they are (no quantiles, no buffers).
+  """
+  sd = {}
+  for net, layers in params.items():
+    for layer, leaves in layers.items():
+      if net == "entropy_bottleneck":
+        kind, index = layer.rsplit("_", 1)
+        sd[f"entropy_bottleneck.{kind}.{index}"] = np.asarray(leaves)
+        continue
+      index = int(layer.split("_")[1])
+      for leaf, value in leaves.items():
+        value = np.asarray(value)
+        if leaf == "kernel":
+          axes = (2, 3, 0, 1) if index in _TRANSPOSED.get(net, ()) else (3, 2, 0, 1)
+          sd[f"{net}.{index}.weight"] = value.transpose(axes)
+        else:
+          sd[f"{net}.{index}.{leaf}"] = value
+  return sd
+
+
 def read_checkpoint(path):
   """{name: numpy array} from a CompressAI checkpoint.
 

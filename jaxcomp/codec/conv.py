@@ -121,25 +121,28 @@ def upconv2d_reference(x, kernel, stride=2, padding=None):
       dimension_numbers=_DN)
 
 
-def _torch_like_init(fan_in_axes):
-  """PyTorch's default conv init: U(-b, b), b = 1/sqrt(fan_in) (kaiming_uniform with a=sqrt(5))."""
+def _uniform_init(bound):
+  """U(-bound, bound) initializer."""
 
   def init(key, shape, dtype=jnp.float32):
-    fan_in = int(np.prod([shape[a] for a in fan_in_axes]))
-    bound = 1.0 / np.sqrt(fan_in)
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
   return init
 
 
 def _kernel_and_bias(module, c_in, fan_in_axes, zero_init=False):
-  """The `kernel` [k, k, c_in, features] and `bias` [features] parameters of a conv module
-  (PyTorch's default init, or zeros)."""
+  """The `kernel` [k, k, c_in, features] and `bias` [features] parameters of a conv module.
+
+  PyTorch's default init (kaiming_uniform with a=sqrt(5), as CompressAI leaves it): kernel and
+  bias both U(-b, b) with b = 1/sqrt(fan_in), fan_in the product of the kernel's `fan_in_axes`
+  (Conv2d: k*k*C_in; ConvTranspose2d: PyTorch reads its weight's dim 1, k*k*C_out). Or zeros.
+  """
   k = module.kernel_size
-  kernel_init = nn.initializers.zeros if zero_init else _torch_like_init(fan_in_axes)
-  bias_init = nn.initializers.zeros if zero_init else _torch_like_init((0,))
-  kernel = module.param("kernel", kernel_init, (k, k, c_in, module.features))
-  bias = module.param("bias", bias_init, (module.features,))
+  shape = (k, k, c_in, module.features)
+  bound = 1.0 / np.sqrt(int(np.prod([shape[a] for a in fan_in_axes])))
+  init = nn.initializers.zeros if zero_init else _uniform_init(bound)
+  kernel = module.param("kernel", init, shape)
+  bias = module.param("bias", init, (module.features,))
   return kernel, bias
 
 

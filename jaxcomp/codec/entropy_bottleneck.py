@@ -125,7 +125,8 @@ class EntropyBottleneck(nn.Module):
   """Likelihood of the hyper-latent z under the factorized density.
 
   Call: (z [B, h, w, C], training, noise key via the 'noise' rng) -> (z_hat, likelihood), both
-  [B, h, w, C]. Training adds U(-1/2, 1/2) noise; evaluation rounds around the medians held in
+  [B, h, w, C]. Training adds U(-1/2, 1/2) noise (or the given `noise` [B, h, w, C], so that a
+  test can feed the same noise to CompressAI); evaluation rounds around the medians held in
   the `quantiles` collection ([C, 3]; see `fit_quantiles`), which `init` creates when called
   with training=False.
   """
@@ -149,11 +150,13 @@ class EntropyBottleneck(nn.Module):
     return params
 
   @nn.compact
-  def __call__(self, z, training):
+  def __call__(self, z, training, noise=None):
     channels = z.shape[-1]
     params = self.density_params(channels)
     if training:
-      z_hat = z + jax.random.uniform(self.make_rng("noise"), z.shape, z.dtype, -0.5, 0.5)
+      if noise is None:
+        noise = jax.random.uniform(self.make_rng("noise"), z.shape, z.dtype, -0.5, 0.5)
+      z_hat = z + noise
     else:
       quantiles = self.variable("quantiles", "z", lambda: fit_quantiles(params))
       z_hat = quantize(z, quantiles.value[:, 1].astype(z.dtype))

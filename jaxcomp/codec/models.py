@@ -142,21 +142,27 @@ class Hyperprior(nn.Module):
   def _float32(x):
     return x.astype(jnp.float32)
 
-  def __call__(self, x, training, saliency=None):
-    """x [B, H, W, 3] in [0, 1]; saliency [B, H, W] in [0, 1] iff `needs_saliency`."""
+  def __call__(self, x, training, saliency=None, noise=None):
+    """x [B, H, W, 3] in [0, 1]; saliency [B, H, W] in [0, 1] iff `needs_saliency`.
+
+    noise: training only, optional {'y': [B, H'/16, W'/16, M], 'z': [B, H'/64, W'/64, N]} in
+      [-1/2, 1/2] (H', W' padded to 64) used instead of drawing the quantization noise from the
+      'noise' rng (`jaxcomp.train.parity` feeds CompressAI's model the same noise).
+    """
     x_padded, pads = padding.pad(x, DOWNSAMPLING)
     if self.needs_saliency:
       self._check_saliency(x, saliency)
       saliency = padding.pad(saliency[..., None], DOWNSAMPLING)[0][..., 0]
     y, z = self.analysis(x_padded, saliency)
-    z_hat, z_lik = self.entropy_bottleneck(z, training)
+    z_hat, z_lik = self.entropy_bottleneck(z, training, None if noise is None else noise["z"])
     scales, means, steps = self.hyper_synthesis(z_hat)
     offset = 0.0 if means is None else means
     # Without adaptive steps, step 1.0: every expression below is then exactly the plain one.
     step = 1.0 if steps is None else steps
     if training:
-      noise = jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
-      y_noisy = y + noise * step
+      y_noise = (jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
+                 if noise is None else noise["y"])
+      y_noisy = y + y_noise * step
       y_hat = ste_round((y - offset) / step) * step + offset if self.ste else y_noisy
       y_lik = gaussian_conditional.likelihood((y_noisy - offset) / step, scales / step)
     else:
