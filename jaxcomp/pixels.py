@@ -8,12 +8,11 @@ line `error: ... exceeds the pixel limit ...`.
 
 The limit is `DEFAULT_MAX_PIXELS` (2^25 = 33,554,432 pixels: 8192x4096, or 8K UHD 7680x4320),
 overridden by the environment variable `JAXCOMP_MAX_PIXELS` and, above that, by the `--max-pixels`
-option of compress, decompress, metric and eval; 0 means no limit. Pillow's own decompression-bomb
-guard is set to the same limit, so an override raises both.
+option of compress, decompress, metric and eval; 0 means no limit. It replaces Pillow's own
+decompression-bomb guard for the images jaxcomp reads (`open_image`).
 """
 
 import os
-import warnings
 
 from PIL import Image
 
@@ -74,18 +73,17 @@ def check(width, height, where):
 def open_image(path):
   """Image.open(path) with its size checked against the limit before any pixel is decoded.
 
-  Returns the (lazily loaded) PIL image; close it (use it in a `with` block). Pillow's
-  decompression-bomb error becomes the same one-line UserError. Other Pillow errors propagate.
+  Returns the (lazily loaded) PIL image; close it (use it in a `with` block). Pillow's own
+  decompression-bomb guard is off during the open (Pillow reads only the header there) and this
+  limit is applied instead, so the error names the size and the override. Other Pillow errors
+  propagate.
   """
-  cap = limit()
-  Image.MAX_IMAGE_PIXELS = cap
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    try:
-      img = Image.open(path)
-    except Image.DecompressionBombError:
-      raise UserError(f"{path}: more than twice the pixel limit of {cap} pixels (raise it with "
-                      f"--max-pixels N or ${ENV}=N; 0: no limit)") from None
+  previous = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = None
+  try:
+    img = Image.open(path)
+  finally:
+    Image.MAX_IMAGE_PIXELS = previous
   try:
     check(img.size[0], img.size[1], path)
   except UserError:
