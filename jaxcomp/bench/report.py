@@ -357,10 +357,12 @@ def _not_run(files, key):
 def _throughput(bench_files, device_files):
   low, high = COMPRESSAI_DERIVED_PATCHES_PER_S
   table = Table(
-      "device_throughput", "Training throughput per device (bmshj2018-hyperprior q3, 256x256)",
+      "device_throughput",
+      "Training throughput per device (bmshj2018-hyperprior N=128/M=192, 256x256 crops)",
       "Images (256x256 patches) per second of the training step on one device: the best batch of "
       "the device check's sweep, the steps/s the 3-minute training run sustained with its input "
-      "pipeline, and the CPU rows of `jaxcomp bench all`. MFU: XLA's FLOP count / step time / "
+      "pipeline (quality 3), and the CPU rows of `jaxcomp bench all` (quality 1: the same "
+      "shapes, another lambda). MFU: XLA's FLOP count / step time / "
       "the device's peak for the precision (float32 at JAX's default precision is TF32 on NVIDIA; "
       "`jaxcomp.bench.flops`). Reference: CompressAI's throughput derived from its zoo recipe "
       f"(about 4.5M steps of batch 16-32 in one to two weeks: {low:.0f}-{high:.0f} patches/s per "
