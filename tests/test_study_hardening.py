@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from jaxcomp.study import db, manifest, schedule, server
-from test_study_server import AUTH, GOOD, TOKEN, make_study, study_app  # pylint: disable=unused-import
+from test_study_server import AUTH, GOOD, TOKEN, make_study
+from test_study_server import study_app  # pylint: disable=unused-import
 
 TABLES = (db.subjects, db.trials, db.votes, db.pair_queue)
 

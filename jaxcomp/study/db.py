@@ -14,18 +14,29 @@ processes (and, on PostgreSQL, any number of hosts) sharing one database keep th
               with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent subjects get different pairs
               without waiting for each other.
 
-Write transactions (`write(engine)`): on PostgreSQL READ COMMITTED with row locks taken by the
-server (`SELECT ... FOR UPDATE` on the subject or trial row); on SQLite `BEGIN IMMEDIATE`, which
-takes the database's write lock up front, so read-then-write sequences are serialized across
-processes instead of failing with "database is locked" (WAL journal, 30 s busy timeout). SQLite
+Write transactions (`transaction(engine)`): on PostgreSQL READ COMMITTED with row locks taken by
+the server (`SELECT ... FOR UPDATE` on the subject or trial row); on SQLite `BEGIN IMMEDIATE`,
+which takes the database's write lock up front, so read-then-write sequences are serialized across
+processes instead of failing with "database is locked" (WAL journal, 30 s busy timeout). Before
+that, the writers of all processes on the host queue on an advisory lock file beside the database
+(flock), so they wait in the kernel's queue instead of polling SQLite's busy handler, which sleeps
+up to 100 ms between tries (seconds of tail latency with several worker processes). SQLite
 runs with synchronous=NORMAL: a committed vote survives any crash of the server's processes (the
 WAL is written before the answer), but an operating-system crash or power loss may lose the last
 commits before the next checkpoint; PostgreSQL keeps its own setting (fsync at every commit).
 """
 
+import contextlib
+import os
+
 import sqlalchemy as sa
 
 from jaxcomp.errors import UserError
+
+try:
+  import fcntl  # pylint: disable=g-import-not-at-top
+except ImportError:  # Windows: SQLite's busy handler alone.
+  fcntl = None
 
 # Trial ids are 32-bit in every backend; larger ids in a request are refused before any query.
 MAX_ID = 2 ** 31 - 1
@@ -74,7 +85,8 @@ votes = sa.Table(
     sa.Column("server_ms", sa.Float, nullable=False),
     sa.Column("display", sa.JSON, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
-    sa.UniqueConstraint("subject_id", "scene", "condition_a", "condition_b"))
+    sa.UniqueConstraint("subject_id", "scene", "condition_a", "condition_b"),
+    sa.Index("votes_by_scene", "scene"))
 
 pair_queue = sa.Table(
     "pair_queue", metadata,
@@ -136,9 +148,42 @@ def connect(url):
   return engine
 
 
-def write(engine):
-  """The engine whose transactions take the write lock first (SQLite `BEGIN IMMEDIATE`)."""
-  return engine.execution_options(jaxcomp_write=True)
+@contextlib.contextmanager
+def transaction(engine):
+  """`with transaction(engine) as conn:` a write transaction, committed at the end of the block.
+
+  SQLite: the host's writers queue on `<database>-writer.lock` (flock; POSIX), then
+  `BEGIN IMMEDIATE` takes SQLite's write lock. PostgreSQL: an ordinary transaction (the callers
+  lock the rows they change).
+  """
+  writer = engine.execution_options(jaxcomp_write=True)
+  path = _writer_lock(engine)
+  if path is None:
+    with writer.begin() as conn:
+      yield conn
+    return
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+  except OSError:  # No lock file possible: SQLite itself reports what is wrong.
+    with writer.begin() as conn:
+      yield conn
+    return
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with writer.begin() as conn:
+      yield conn
+  finally:
+    os.close(fd)  # Releases the lock.
+
+
+def _writer_lock(engine):
+  """The lock file of a file-backed SQLite database (None otherwise or without flock)."""
+  if engine.dialect.name != "sqlite" or fcntl is None:
+    return None
+  database = engine.url.database
+  if not database or database == ":memory:" or database.startswith("file:"):
+    return None
+  return database + "-writer.lock"
 
 
 def lock_rows(query, conn):

@@ -37,7 +37,10 @@ class Outcome:
     acked: [(trial id, kind, 'left'|'right')] votes answered 200.
     unacked: trial ids whose vote was stored by an attempt whose answer was lost.
     latencies: [(route name, seconds)] of every request.
-    errors: {description: count} of connection failures and unexpected statuses.
+    errors: {description: count} of unexpected statuses (5xx, refusals) and requests that failed
+      on every retry.
+    retried: {description: count} of connection-level failures that a retry on a new connection
+      overcame (a worker killed mid-request, an idle keep-alive connection the server closed).
     finished: whether the server said done.
   """
 
@@ -46,6 +49,7 @@ class Outcome:
   unacked: list = dataclasses.field(default_factory=list)
   latencies: list = dataclasses.field(default_factory=list)
   errors: dict = dataclasses.field(default_factory=dict)
+  retried: dict = dataclasses.field(default_factory=dict)
   finished: bool = False
 
 
@@ -75,7 +79,7 @@ class Client:
         self.conn = None
         failed = True
         key = f"{route}: {type(e).__name__}"
-        self.outcome.errors[key] = self.outcome.errors.get(key, 0) + 1
+        self.outcome.retried[key] = self.outcome.retried.get(key, 0) + 1
         time.sleep(0.05)
         continue
       self.outcome.latencies.append((route, time.perf_counter() - start))
@@ -189,13 +193,15 @@ def reconcile(outcomes, export):
 
 def summary(outcomes, seconds):
   """{'subjects', 'finished', 'votes', 'votes_per_s', 'requests_per_s', 'p50_ms', 'p99_ms',
-  'vote_p99_ms', 'errors'} of a run."""
+  'vote_p99_ms', 'errors', 'retried'} of a run."""
   latencies = np.array([s for o in outcomes for _, s in o.latencies]) * 1000
   votes = [s * 1000 for o in outcomes for route, s in o.latencies if route == "vote"]
-  errors = {}
+  errors, retried = {}, {}
   for o in outcomes:
     for key, n in o.errors.items():
       errors[key] = errors.get(key, 0) + n
+    for key, n in o.retried.items():
+      retried[key] = retried.get(key, 0) + n
   count = sum(len(o.acked) for o in outcomes)
   return {"subjects": len(outcomes), "finished": sum(o.finished for o in outcomes),
           "votes": count, "seconds": round(seconds, 2), "votes_per_s": round(count / seconds, 1),
@@ -203,4 +209,4 @@ def summary(outcomes, seconds):
           "p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
           "p99_ms": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None,
           "vote_p99_ms": round(float(np.percentile(votes, 99)), 1) if votes else None,
-          "errors": errors}
+          "errors": errors, "retried": retried}

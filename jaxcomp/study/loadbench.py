@@ -11,7 +11,9 @@ Bounded: at most --subjects subjects and --max-seconds per run, on 127.0.0.1 onl
 database must be a scratch one: the study's tables are dropped before each run.
 
 Reports per run: votes/s, requests/s, p50/p99 latency over all requests, errors, lost and
-duplicated votes; and the speedup of the most workers over one worker in the same invocation.
+duplicated votes, the CPU seconds the workers and the load generator used per vote (what a vote
+costs, whatever else the machine runs); and the speedup of the most workers over one worker in the
+same invocation.
 """
 
 import json
@@ -100,6 +102,16 @@ def free_port():
     return s.getsockname()[1]
 
 
+def cpu_seconds(pid):
+  """User + system CPU seconds of a process so far (0 if it is gone)."""
+  try:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+  except (OSError, IndexError, ValueError):
+    return 0.0
+
+
 def worker_pids(master):
   """Process ids of the gunicorn master's children (its workers)."""
   try:
@@ -185,17 +197,26 @@ def run_one(study_dir, url, workers, args, kill, expected_votes, log):
     if kill and not killed and acked >= expected_votes // 3:
       killed.append(server.kill_one_worker())
 
+  workers_cpu = {p: cpu_seconds(p) for p in worker_pids(server.process.pid)}
+  client_cpu = time.process_time()
   try:
     outcomes, seconds = load.run_subjects("127.0.0.1", server.port, args.subjects, args.seed,
                                           args.think_ms / 1000, args.max_seconds,
                                           on_progress=on_progress)
+    client_cpu = time.process_time() - client_cpu
+    pids = worker_pids(server.process.pid)
+    server_cpu = sum(cpu_seconds(p) - workers_cpu.get(p, 0.0) for p in pids)
     export = server.get_json("/admin/export.json")
-    workers_after = len(worker_pids(server.process.pid))
+    workers_after = len(pids)
   finally:
     server.stop()
   result = {"database": url.split(":")[0].split("+")[0], "workers": workers,
             "threads": args.threads, "kill": kill, **load.summary(outcomes, seconds),
-            **load.reconcile(outcomes, export)}
+            **load.reconcile(outcomes, export),
+            "server_cpu_s": round(server_cpu, 2), "client_cpu_s": round(client_cpu, 2)}
+  votes = max(result["votes"], 1)
+  result["server_cpu_ms_per_vote"] = round(1000 * server_cpu / votes, 2)
+  result["client_cpu_ms_per_vote"] = round(1000 * client_cpu / votes, 2)
   if kill:
     result["killed_pid"] = killed[0] if killed else None
     result["workers_after"] = workers_after
@@ -259,8 +280,11 @@ def _line(r):
   return (f"{r['database']:10s} workers={r['workers']}{' +SIGKILL' if r['kill'] else ''}: "
           f"{r['votes_per_s']} votes/s, {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, "
           f"p99 {r['p99_ms']} ms, {r['finished']}/{r['subjects']} finished, errors "
-          f"{sum(r['errors'].values())}, acknowledged {r['acknowledged']}, lost {r['lost']}, "
-          f"duplicated {r['duplicated']}")
+          f"{sum(r['errors'].values())}, retried {sum(r['retried'].values())}, acknowledged "
+          f"{r['acknowledged']} (+{r['stored_unacknowledged']} stored, answer lost), lost "
+          f"{r['lost']}, duplicated {r['duplicated']}; CPU per vote: server "
+          f"{r['server_cpu_ms_per_vote']} ms (workers only), load generator "
+          f"{r['client_cpu_ms_per_vote']} ms")
 
 
 def _speedups(runs, counts):

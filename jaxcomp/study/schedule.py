@@ -21,9 +21,11 @@ The screen side of each condition is drawn per trial. Everything is seeded by th
 the subject id, so a replayed study assigns the same trials (the active design also depends on the
 order in which the group's votes arrived).
 
-Concurrency: `next_trial` runs in a write transaction (`db.write`) and first locks the subject's
-row (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so two requests
-of one session never both assign; the database's unique constraints are the backstop.
+Concurrency: a trial is inserted only in a write transaction (`db.transaction`) that first locks
+the subject's row (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction locks the database) and
+sees the subject's trials unchanged since they were read, so two requests of one session never
+both assign; the database's unique constraints are the backstop. The planning itself runs before,
+without a lock (`next_trial`), so the write lock is held for a few statements only.
 """
 
 import hashlib
@@ -66,15 +68,40 @@ def finished(conn, study, subject_id, existing):
   return all(t["voted"] for t in existing) and _plan(conn, study, subject_id, existing) is None
 
 
-def next_trial(conn, study, subject_id):
+def next_trial(engine, study, subject_id):
   """(trial, votes so far): the subject's pending trial (assigning a new one if none is pending),
   or None when done; raises LookupError for an unknown subject.
 
-  `conn` is in a write transaction (`db.write`); the subject's row is locked first.
+  Optimistic first: the subject's trials are read and the next pair planned without any lock
+  (the adjacent design's Bradley-Terry fit runs here), then a short write transaction locks the
+  subject's row and inserts the trial if the subject's trials did not change meanwhile. A pending
+  trial is answered from the read alone. The active design (its queue), and a subject whose trials
+  changed meanwhile, are planned inside the write transaction (`assign_locked`).
   """
-  if conn.execute(db.lock_rows(sa.select(db.subjects.c.id).where(
-      db.subjects.c.id == subject_id), conn)).first() is None:
-    raise LookupError(subject_id)
+  with engine.connect() as conn:
+    existing = _trials_of_known(conn, subject_id)
+    voted = sum(t["voted"] for t in existing)
+    pending = [t for t in existing if not t["voted"]]
+    if pending:
+      return pending[0], voted
+    plan = None if study["design"]["name"] == "active" else _plan(
+        conn, study, subject_id, existing)
+  if study["design"]["name"] != "active":
+    if plan is None:
+      return None, voted
+    with db.transaction(engine) as conn:
+      _lock_subject(conn, subject_id)
+      count = conn.execute(sa.select(sa.func.count()).select_from(db.trials).where(
+          db.trials.c.subject_id == subject_id)).scalar()
+      if count == len(existing):
+        return _insert(conn, study, subject_id, len(existing), plan), voted
+  with db.transaction(engine) as conn:
+    return assign_locked(conn, study, subject_id)
+
+
+def assign_locked(conn, study, subject_id):
+  """`next_trial` inside one write transaction `conn` (`db.transaction`), subject row locked."""
+  _lock_subject(conn, subject_id)
   existing = trials_of(conn, subject_id)
   voted = sum(t["voted"] for t in existing)
   pending = [t for t in existing if not t["voted"]]
@@ -83,8 +110,26 @@ def next_trial(conn, study, subject_id):
   plan = _plan(conn, study, subject_id, existing)
   if plan is None:
     return None, voted
+  return _insert(conn, study, subject_id, len(existing), plan), voted
+
+
+def _trials_of_known(conn, subject_id):
+  """`trials_of`, or LookupError if the subject does not exist."""
+  if conn.execute(sa.select(db.subjects.c.id).where(
+      db.subjects.c.id == subject_id)).first() is None:
+    raise LookupError(subject_id)
+  return trials_of(conn, subject_id)
+
+
+def _lock_subject(conn, subject_id):
+  if conn.execute(db.lock_rows(sa.select(db.subjects.c.id).where(
+      db.subjects.c.id == subject_id), conn)).first() is None:
+    raise LookupError(subject_id)
+
+
+def _insert(conn, study, subject_id, position, plan):
+  """Inserts the planned trial at `position`; returns it as a dict with 'voted' False."""
   kind, scene, pair, expected = plan
-  position = len(existing)
   seed = study["design"].get("seed", 0)
   rng = np.random.default_rng([seed, subject_seed(subject_id), position])
   a, b = sorted(pair)
@@ -92,7 +137,7 @@ def next_trial(conn, study, subject_id):
          "condition_a": a, "condition_b": b, "left": pair[int(rng.integers(2))],
          "expected": expected, "served": time.time(), "pending": True}
   row["id"] = conn.execute(db.trials.insert().values(**row)).inserted_primary_key[0]
-  return {**row, "voted": False}, voted
+  return {**row, "voted": False}
 
 
 def _plan(conn, study, subject_id, existing):

@@ -98,7 +98,6 @@ def create_app(study, folder, engine, token, limits=Limits()):
   app = flask.Flask(__name__)
   app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
   app.json.sort_keys = False
-  writer = db.write(engine)
   files = _stimulus_files(study)
 
   @app.before_request
@@ -163,7 +162,7 @@ def create_app(study, folder, engine, token, limits=Limits()):
     subject_id = os.urandom(16).hex()
     client = _client_key()
     now = time.time()
-    with writer.begin() as conn:
+    with db.transaction(engine) as conn:
       if limits.sessions_per_client:
         if conn.dialect.name == "postgresql":  # Serializes one client's creations on any host.
           conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(client.encode()))))
@@ -189,8 +188,7 @@ def create_app(study, folder, engine, token, limits=Limits()):
       raise Refusal(404, "unknown session")
     for attempt in range(2):
       try:
-        with writer.begin() as conn:
-          trial, voted = schedule.next_trial(conn, study, sid)
+        trial, voted = schedule.next_trial(engine, study, sid)
         break
       except LookupError:
         raise Refusal(404, "unknown session") from None
@@ -244,7 +242,7 @@ def create_app(study, folder, engine, token, limits=Limits()):
       raise Refusal(409, "display check failed: " + "; ".join(reasons), reasons=reasons)
     now = time.time()
     try:
-      with writer.begin() as conn:
+      with db.transaction(engine) as conn:
         trial = _trial(sid, trial_id, conn, lock=True)  # 404 for an unknown session.
         if not trial["pending"]:
           raise Refusal(409, "this pair was already judged in this session")
