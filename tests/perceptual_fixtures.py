@@ -8,7 +8,7 @@ import os
 import pytest
 
 from jaxcomp import cli
-from jaxcomp.metrics import weights
+from jaxcomp.nets import weights
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "perceptual")
 SAMPLE = os.path.join(FIXTURES, "bapps_sample")
@@ -26,5 +26,5 @@ def only_perceptual_commands(monkeypatch):
 @functools.lru_cache(maxsize=None)
 def vgg():
   """The pretrained VGG16 variables (loaded once per session)."""
-  from jaxcomp.metrics import vgg16  # pylint: disable=g-import-not-at-top
+  from jaxcomp.nets import vgg16  # pylint: disable=g-import-not-at-top
   return vgg16.load_params()

@@ -14,7 +14,8 @@ from coding_models import (fixture_image, hyperprior, hyperprior_dir, mean,
                            mean_dir)
 from jaxcomp import cli
 from jaxcomp.codec import export
-from jaxcomp.coding import codec, constriction_backend, container, tables
+from jaxcomp.coding import codec, constriction_backend, container
+from jaxcomp.codec import tables
 from jaxcomp.errors import UserError
 
 SIZES = [(80, 96), (37, 61), (1, 1), (1, 130), (64, 64), (65, 3)]

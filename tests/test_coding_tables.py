@@ -9,7 +9,7 @@ import pytest
 
 from coding_models import export_model, hyperprior_dir
 from jaxcomp.codec import export, gaussian_conditional
-from jaxcomp.coding import tables
+from jaxcomp.codec import tables
 from jaxcomp.errors import UserError
 
 

@@ -13,7 +13,8 @@ pytest.importorskip("tensorflow_compression")
 
 from coding_models import fixture_image, hyperprior, hyperprior_dir, mean, mean_dir
 from jaxcomp import cli
-from jaxcomp.coding import codec, container, tables, tfc_backend
+from jaxcomp.coding import codec, container, tfc_backend
+from jaxcomp.codec import tables
 from jaxcomp.errors import UserError
 
 SIZES = [(80, 96), (37, 61), (1, 1), (1, 130)]

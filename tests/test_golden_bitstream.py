@@ -17,8 +17,8 @@ from safetensors.numpy import load_file
 
 from jaxcomp.codec import export
 from jaxcomp.coding import codec, container
-from jaxcomp.coding import images
-from jaxcomp.coding import tables as coding_tables
+from jaxcomp import images
+from jaxcomp.codec import tables as coding_tables
 from jaxcomp.errors import UserError
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "expected", "golden")

@@ -9,7 +9,7 @@ import pytest
 from jaxcomp import cli
 from jaxcomp.metrics import psnr
 from jaxcomp.metrics import ssim
-from jaxcomp.metrics import weights
+from jaxcomp.nets import weights
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from jaxcomp.metrics import lpips
 from jaxcomp.metrics import psnr
 from jaxcomp.metrics import registry
 from jaxcomp.metrics import ssim
-from jaxcomp.metrics import vgg16
-from jaxcomp.metrics import weights
+from jaxcomp.nets import vgg16
+from jaxcomp.nets import weights
 
 
 def _random_vgg_params():

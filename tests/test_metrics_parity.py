@@ -12,7 +12,7 @@ from jaxcomp.metrics import gmsd
 from jaxcomp.metrics import lpips
 from jaxcomp.metrics import psnr
 from jaxcomp.metrics import ssim
-from jaxcomp.metrics import weights
+from jaxcomp.nets import weights
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "metrics")
 SETS = ("a", "b")

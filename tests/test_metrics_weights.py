@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import weights
+from jaxcomp.nets import weights
 
 
 class _Evil:

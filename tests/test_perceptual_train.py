@@ -14,7 +14,7 @@ import pytest
 from jaxcomp import cli
 from jaxcomp.errors import UserError
 from jaxcomp.perceptual import build
-from jaxcomp.perceptual import heads
+from jaxcomp.metrics import dpl_heads
 from jaxcomp.perceptual import twoafc
 # only_perceptual_commands is an autouse fixture: importing it applies it here.
 from perceptual_fixtures import (NEEDS_WEIGHTS, SAMPLE, only_perceptual_commands,  # pylint: disable=unused-import
@@ -25,14 +25,14 @@ NEEDS_PHOTOS = pytest.mark.skipif(not os.path.isdir(PHOTOS), reason=f"{PHOTOS} n
 
 
 def test_uniform_heads():
-  for w, c in zip(heads.uniform_heads(), heads.CHANNELS):
+  for w, c in zip(dpl_heads.uniform_heads(), dpl_heads.CHANNELS):
     assert w.shape == (c,)
     np.testing.assert_allclose(jnp.sum(w), 1.0, rtol=1e-6)
 
 
 def test_dist2logit_shapes():
   import jax  # pylint: disable=g-import-not-at-top
-  net = heads.Dist2Logit()
+  net = dpl_heads.Dist2Logit()
   params = net.init(jax.random.PRNGKey(0), jnp.zeros((1,)), jnp.zeros((1,)))
   shapes = [p["kernel"].shape for p in params["params"].values()]
   assert shapes == [(5, 32), (32, 32), (32, 1)]
@@ -40,18 +40,18 @@ def test_dist2logit_shapes():
 
 
 def test_heads_save_load(tmp_path):
-  w = [np.arange(c, dtype=np.float32) / c for c in heads.CHANNELS]
-  heads.save(tmp_path / "h", w, {"init": "uniform"})
-  back, meta = heads.load(tmp_path / "h")
-  assert meta["init"] == "uniform" and meta["format"] == heads.FORMAT
+  w = [np.arange(c, dtype=np.float32) / c for c in dpl_heads.CHANNELS]
+  dpl_heads.save(tmp_path / "h", w, {"init": "uniform"})
+  back, meta = dpl_heads.load(tmp_path / "h")
+  assert meta["init"] == "uniform" and meta["format"] == dpl_heads.FORMAT
   for a, b in zip(w, back):
     np.testing.assert_array_equal(a, b)
   w[2][0] = -1.0
-  heads.save(tmp_path / "neg", w, {})
+  dpl_heads.save(tmp_path / "neg", w, {})
   with pytest.raises(UserError, match="non-negative"):
-    heads.load(tmp_path / "neg")
+    dpl_heads.load(tmp_path / "neg")
   with pytest.raises(UserError, match="missing"):
-    heads.load(tmp_path / "nothing")
+    dpl_heads.load(tmp_path / "nothing")
 
 
 @NEEDS_PHOTOS
@@ -94,13 +94,13 @@ def test_channel_stats_reproduce_lpips():
   from jaxcomp.metrics import lpips  # pylint: disable=g-import-not-at-top
   split = twoafc.load_split(SAMPLE)
   x, y = split.p0.astype(np.float32) / 255, split.ref.astype(np.float32) / 255
-  v01 = heads.lpips_heads()
-  d = heads.distance_from_stats(heads.channel_stats(vgg(), x, y), v01)
+  v01 = dpl_heads.lpips_heads()
+  d = dpl_heads.distance_from_stats(dpl_heads.channel_stats(vgg(), x, y), v01)
   np.testing.assert_allclose(d, lpips.lpips(x, y, {"vgg": vgg(), "lin": v01}), rtol=1e-5)
   x1 = split.p1.astype(np.float32) / 255
-  stats0, stats1 = heads.triplet_stats(vgg(), y, x, x1)  # one VGG16 pass for both pairs
-  for got, want in ((stats0, heads.channel_stats(vgg(), x, y)),
-                    (stats1, heads.channel_stats(vgg(), x1, y))):
+  stats0, stats1 = dpl_heads.triplet_stats(vgg(), y, x, x1)  # one VGG16 pass for both pairs
+  for got, want in ((stats0, dpl_heads.channel_stats(vgg(), x, y)),
+                    (stats1, dpl_heads.channel_stats(vgg(), x1, y))):
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
 
@@ -112,9 +112,9 @@ def test_training_improves_uniform_heads_on_held_out_split():
   split = _hidden_rule_split()
   fit, held_out = split.subset(slice(0, 64)), split.subset(slice(64, 96))
   stats0, stats1 = train.split_stats(vgg(), held_out)
-  before = train.score_heads(heads.uniform_heads(), stats0, stats1, held_out.judge)
+  before = train.score_heads(dpl_heads.uniform_heads(), stats0, stats1, held_out.judge)
   lines = []
-  trained, loss = train.train(vgg(), fit, heads.uniform_heads(), steps=200, batch=32, lr=1e-3,
+  trained, loss = train.train(vgg(), fit, dpl_heads.uniform_heads(), steps=200, batch=32, lr=1e-3,
                               seed=0, log=lines.append)
   after = train.score_heads(trained, stats0, stats1, held_out.judge)
   assert all(np.all(w >= 0) for w in trained)
@@ -157,7 +157,7 @@ def test_dpl_as_codec_training_loss(tmp_path):
   for i in range(3):
     smooth = np.kron(rng.uniform(size=(10, 12, 3)), np.ones((8, 8, 1)))
     Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo{i}.png")
-  heads.save(tmp_path / "heads", heads.uniform_heads(), {"init": "uniform"})
+  dpl_heads.save(tmp_path / "heads", dpl_heads.uniform_heads(), {"init": "uniform"})
   config = config_lib.tiny(config_lib.base("bmshj2018-hyperprior", 3))
   config.update(N=8, M=12, num_train_steps=2, checkpoint_every_steps=2, log_every_steps=1,
                 batch_size=8, distortion=f"dpl:{tmp_path / 'heads'}", lmbda=1.0)

@@ -15,7 +15,7 @@ import pytest
 
 from jaxcomp import cli
 from jaxcomp.errors import UserError
-from jaxcomp.perceptual import heads
+from jaxcomp.metrics import dpl_heads
 from jaxcomp.perceptual import train
 from jaxcomp.perceptual import twoafc
 # only_perceptual_commands is an autouse fixture: importing it applies it here.
@@ -75,10 +75,11 @@ def test_batches_are_seeded_epochs():
 def test_one_device_equals_several_devices():
   split = _small()
   assert len(jax.local_devices()) >= 4, "tests/conftest.py forces 8 CPU devices"
-  runs = [train.fit(vgg(), split, heads.uniform_heads(), steps=5, batch=6, lr=1e-2,
+  runs = [train.fit(vgg(), split, dpl_heads.uniform_heads(), steps=5, batch=6, lr=1e-2,
                     decay_steps=2, devices=devices, log=lambda line: None)
           for devices in (jax.local_devices()[:1], jax.local_devices()[:4])]  # 4 x 2, 2 padded
-  moved = max(float(np.max(np.abs(w - u))) for w, u in zip(runs[0].heads, heads.uniform_heads()))
+  moved = max(float(np.max(np.abs(w - u)))
+              for w, u in zip(runs[0].heads, dpl_heads.uniform_heads()))
   assert moved > 1e-3
   for a, b in zip(runs[0].heads, runs[1].heads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
@@ -92,16 +93,16 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   fit, val = _small(), _small().subset(slice(0, 4))
   common = dict(batch=6, lr=1e-2, decay_steps=0, seed=3, devices=jax.local_devices()[:4],
                 log=lambda line: None)
-  whole = train.fit(vgg(), fit, heads.uniform_heads(), steps=6, **common)
+  whole = train.fit(vgg(), fit, dpl_heads.uniform_heads(), steps=6, **common)
   workdir = str(tmp_path / "run")
   lines = []
-  first = train.fit(vgg(), fit, heads.uniform_heads(), steps=3, workdir=workdir,
+  first = train.fit(vgg(), fit, dpl_heads.uniform_heads(), steps=3, workdir=workdir,
                     checkpoint_every=2, val=val, eval_every=2, log_every=1,
                     **dict(common, log=lines.append))
   assert first.step == 3 and sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
   assert "ETA" in lines[1] and "steps/s" in lines[1]
   assert any(line.startswith("step 2: held-out 2AFC") for line in lines)
-  resumed = train.fit(vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
+  resumed = train.fit(vgg(), fit, dpl_heads.uniform_heads(), steps=6, workdir=workdir,
                       **dict(common, log=lines.append))
   assert f"resuming from step 3 in {workdir}" in lines
   assert resumed.step == 6
@@ -115,7 +116,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   np.testing.assert_allclose([v for _, v in scalars["train/lr"]], 1e-2, rtol=1e-6)
   assert all(0.0 <= v <= 1.0 for _, v in scalars["train/2afc"])
   with pytest.raises(UserError, match="another training run.*batch"):
-    train.fit(vgg(), fit, heads.uniform_heads(), steps=6, workdir=workdir,
+    train.fit(vgg(), fit, dpl_heads.uniform_heads(), steps=6, workdir=workdir,
               **dict(common, batch=2))
 
 
@@ -133,8 +134,8 @@ def test_train_backbone_cli_saves_backbone_for_dpl(tmp_path, capsys):
   assert "step 1: held-out 2AFC" in printed
   assert "held-out 2AFC (8 triplets): lpips heads" in printed and "trained heads + backbone" in printed
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
-  assert sorted(os.listdir(out)) == sorted([heads.HEADS_FILE, heads.META_FILE,
-                                            heads.BACKBONE_FILE])
+  assert sorted(os.listdir(out)) == sorted([dpl_heads.HEADS_FILE, dpl_heads.META_FILE,
+                                            dpl_heads.BACKBONE_FILE])
   params = dpl.load_params(out)
   pretrained = vgg()["params"]
   change = max(float(np.max(np.abs(params["vgg"]["params"][k]["kernel"]
@@ -154,13 +155,13 @@ def test_train_backbone_cli_saves_backbone_for_dpl(tmp_path, capsys):
 def test_backbone_file_is_checked(tmp_path):
   bad = {"params": {"Conv_0": {"kernel": np.zeros((3, 3, 3, 8), np.float32),
                                "bias": np.zeros((8,), np.float32)}}}
-  heads.save(tmp_path / "h", heads.uniform_heads(), {}, backbone=bad)
-  lin, meta = heads.load(tmp_path / "h")
-  assert meta["backbone"] == heads.BACKBONE_FILE and len(lin) == 5
+  dpl_heads.save(tmp_path / "h", dpl_heads.uniform_heads(), {}, backbone=bad)
+  lin, meta = dpl_heads.load(tmp_path / "h")
+  assert meta["backbone"] == dpl_heads.BACKBONE_FILE and len(lin) == 5
   with pytest.raises(UserError, match="Conv_0/kernel must have shape"):
-    heads.load_backbone(tmp_path / "h", meta)
-  heads.save(tmp_path / "plain", heads.uniform_heads(), {})
-  assert heads.load_backbone(tmp_path / "plain", heads.load(tmp_path / "plain")[1]) is None
+    dpl_heads.load_backbone(tmp_path / "h", meta)
+  dpl_heads.save(tmp_path / "plain", dpl_heads.uniform_heads(), {})
+  assert dpl_heads.load_backbone(tmp_path / "plain", dpl_heads.load(tmp_path / "plain")[1]) is None
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -14,7 +14,7 @@ import pytest
 from jaxcomp import cli
 from jaxcomp import saliency
 from jaxcomp.errors import UserError
-from jaxcomp.metrics import weights
+from jaxcomp.nets import weights
 from jaxcomp.saliency import data
 from jaxcomp.saliency import evaluation
 from jaxcomp.saliency import learned
@@ -394,7 +394,7 @@ def test_cli_bad_inputs_exit_2_one_line(trained, tmp_path, capsys):
 
 @NEEDS_VGG16
 def test_learned_with_imagenet_vgg16(trained, tmp_path):
-  from jaxcomp.metrics import vgg16  # pylint: disable=g-import-not-at-top
+  from jaxcomp.nets import vgg16  # pylint: disable=g-import-not-at-top
   params, config, meta = learned.load(trained["out"])
   config = dict(config, backbone="vgg16")
   learned.save(tmp_path / "w", params, config, meta)

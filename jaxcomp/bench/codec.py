@@ -108,7 +108,8 @@ def run(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-  from jaxcomp.coding import codec, container, images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import codec, container  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   cm = codec.CodingModel(args.model)
   image, channels = images.read(args.image)

@@ -72,7 +72,7 @@ from jaxcomp.coding import codec, container
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import registry
-from jaxcomp.metrics import weights as weights_lib
+from jaxcomp.nets import weights as weights_lib
 from jaxcomp.train import input_pipeline, step
 
 FORMAT = "jaxcomp-device-check"

@@ -87,7 +87,7 @@ def compare(model, variables, x, repeats=1):
 
 def run(args):
   from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   if args.model:
     model, variables, _ = export.load(args.model)

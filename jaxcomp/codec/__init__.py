@@ -1,1 +1,2 @@
-"""Learned codecs: transforms, GDN, fast up-sampling convolution, entropy models, hyperprior models."""
+"""Learned codecs: transforms, GDN, fast up-sampling convolution, entropy models and their integer
+CDF tables, hyperprior models, the exported-model directory."""

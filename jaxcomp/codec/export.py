@@ -4,7 +4,7 @@
                          "source": ...}
     params.safetensors  float32 arrays; keys are '/'-joined variable paths, e.g.
                         'params/g_a/layer_0/kernel', 'quantiles/entropy_bottleneck/z'.
-    tables.npz          integer CDF tables for the entropy coder (`jaxcomp.coding.tables`),
+    tables.npz          integer CDF tables for the entropy coder (`jaxcomp.codec.tables`),
                         built here, once, in numpy float64.
     fingerprint.txt     hex sha256 over the decoding-relevant config (format, version, arch, N, M),
                         the params and the tables; bitstreams record it (`fingerprint`).
@@ -41,7 +41,7 @@ from safetensors.numpy import load_file, save_file
 
 from jaxcomp import zoo
 from jaxcomp.codec import models
-from jaxcomp.coding import tables as coding_tables
+from jaxcomp.codec import tables as coding_tables
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 
@@ -136,7 +136,7 @@ def fingerprint(config, flat_params, table_arrays):
   Args:
     config: the model.json dict.
     flat_params: {'/'-joined name: float32 array} (`flatten`).
-    table_arrays: {name: integer array} (`jaxcomp.coding.tables.to_arrays`).
+    table_arrays: {name: integer array} (`jaxcomp.codec.tables.to_arrays`).
   """
   h = hashlib.sha256()
   h.update(json.dumps({k: config[k] for k in _FINGERPRINT_KEYS}, sort_keys=True).encode())
@@ -223,7 +223,7 @@ def load(path):
 def load_for_coding(path):
   """(model, variables, config, tables, fingerprint) for compress/decompress.
 
-  Like `load`, and also reads the integer CDF tables (`jaxcomp.coding.tables.CodingTables`) and
+  Like `load`, and also reads the integer CDF tables (`jaxcomp.codec.tables.CodingTables`) and
   checks the stored fingerprint (hex string) against the files; UserError if tables or fingerprint
   are missing or do not match (a modified or corrupted model directory).
   """

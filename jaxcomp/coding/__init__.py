@@ -1,1 +1,2 @@
-"""Real bitstreams: integer CDF tables, range-coder backends, the container, compress/decompress."""
+"""Real bitstreams: range-coder backends, the container, compress/decompress (the integer CDF
+tables they read are built by `jaxcomp.codec.tables`, at export)."""

@@ -115,7 +115,8 @@ def _compress_group(cm, loaded, members, backend):
 
 
 def run_compress(args):
-  from jaxcomp.coding import codec, images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   images.show_warnings()
   pixels.set_from_args(args)
@@ -154,7 +155,8 @@ def run_compress(args):
 
 
 def run_decompress(args):
-  from jaxcomp.coding import codec, images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   pixels.set_from_args(args)
   pairs = _pairs(args.paths, ".png")

@@ -177,7 +177,7 @@ def _model_curves(specs, default_name):
 
 
 def run_eval(args):
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
   from jaxcomp.evaluate import anchors, rd_eval  # pylint: disable=g-import-not-at-top
 
   images.show_warnings()

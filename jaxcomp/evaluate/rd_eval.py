@@ -255,7 +255,7 @@ def _clock(seconds):
 
 
 def _read(path):
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   try:
     return images.read(path)[0]

@@ -10,7 +10,7 @@ import math
 
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 
 COMPAT_MODES = ("matlab", "piq")
 _SCHARR_SMOOTH = (3.0 / 16.0, 10.0 / 16.0, 3.0 / 16.0)
@@ -73,9 +73,9 @@ def gradient_magnitude(x):
   """[B, H, W, 1] -> [B, H, W, 1]: sqrt(Gx^2 + Gy^2), Scharr kernels [3 0 -3; 10 0 -10; 3 0 -3]/16
   and its transpose, zero 'same' padding; gradient 0 where the magnitude is 0."""
   p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  gx = common.correlate_valid(common.correlate_valid(p, _SCHARR_SMOOTH, 1), _SCHARR_DIFF, 2)
-  gy = common.correlate_valid(common.correlate_valid(p, _SCHARR_DIFF, 1), _SCHARR_SMOOTH, 2)
-  return common.safe_sqrt(gx * gx + gy * gy)
+  gx = imageops.correlate_valid(imageops.correlate_valid(p, _SCHARR_SMOOTH, 1), _SCHARR_DIFF, 2)
+  gy = imageops.correlate_valid(imageops.correlate_valid(p, _SCHARR_DIFF, 1), _SCHARR_SMOOTH, 2)
+  return imageops.safe_sqrt(gx * gx + gy * gy)
 
 
 def similarity(a, b, constant):
@@ -88,5 +88,5 @@ def real_power(z, exponent):
 
   The gradient is 0 (instead of infinite) at z = 0.
   """
-  magnitude = common.safe_pow(jnp.abs(z), exponent)
+  magnitude = imageops.safe_pow(jnp.abs(z), exponent)
   return jnp.where(z < 0, math.cos(exponent * math.pi) * magnitude, magnitude)

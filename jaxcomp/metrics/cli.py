@@ -54,14 +54,6 @@ def run(args):
   return _run_list(args)
 
 
-def read_image(path):
-  """8-bit image file -> [H, W, 3] uint8 RGB (`jaxcomp.coding.images.read`: the one image reader,
-  with the pixel budget, EXIF orientation and the refusals of the module docstring)."""
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
-
-  return images.read(path)[0]
-
-
 def _run_metric(args):
   from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
@@ -69,11 +61,11 @@ def _run_metric(args):
   if not names:
     raise UserError("--metric: give at least one metric name")
   metrics = [registry.get(n) for n in names]  # unknown names / missing weights fail here
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   images.show_warnings()
   pixels.set_from_args(args)
-  ref, dist = read_image(args.ref), read_image(args.dist)
+  ref, dist = images.read_rgb(args.ref), images.read_rgb(args.dist)
   if ref.shape != dist.shape:
     raise UserError(f"image sizes differ: {args.ref} is {ref.shape[1]}x{ref.shape[0]}, "
                     f"{args.dist} is {dist.shape[1]}x{dist.shape[0]}")
@@ -94,7 +86,7 @@ def _run_metric(args):
 
 
 def _run_fetch(args):
-  from jaxcomp.metrics import weights  # pylint: disable=g-import-not-at-top
+  from jaxcomp.nets import weights  # pylint: disable=g-import-not-at-top
 
   cache = args.cache or weights.cache_dir()
   archives = os.path.abspath(args.archives) if args.archives else None
@@ -104,7 +96,7 @@ def _run_fetch(args):
 
 
 def _run_list(args):
-  from jaxcomp.metrics import weights  # pylint: disable=g-import-not-at-top
+  from jaxcomp.nets import weights  # pylint: disable=g-import-not-at-top
 
   cache = args.cache or weights.cache_dir()
   print(f"weights folder: {cache}")

@@ -17,10 +17,10 @@ model; callers that want that must resize themselves.
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
-from jaxcomp.metrics import vgg16
-from jaxcomp.metrics import weights
+from jaxcomp.nets import vgg16
+from jaxcomp.nets import weights
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -52,8 +52,8 @@ def dists(x, y, params):
   Returns:
     [B] float32.
   """
-  common.check_pair(x, y, name="dists", min_size=MIN_SIZE, channels=3)
-  x, y = common.as_float(x), common.as_float(y)
+  imageops.check_pair(x, y, name="dists", min_size=MIN_SIZE, channels=3)
+  x, y = imageops.as_float(x), imageops.as_float(y)
   w_sum = jnp.sum(params["alpha"]) + jnp.sum(params["beta"])
   s1s, s2s = [], []
   for fx, fy in zip(_stages(params, x), _stages(params, y)):

@@ -1,7 +1,7 @@
 """`dpl:<path>`: a deep perceptual loss, LPIPS-style heads trained by `jaxcomp perceptual train`.
 
 The distance is lpips.py's with the heads read from the folder <path> (heads.safetensors +
-heads.json, see jaxcomp/perceptual/heads.py) in place of the v0.1 heads, on the VGG16 backbone
+heads.json, see jaxcomp/metrics/dpl_heads.py) in place of the v0.1 heads, on the VGG16 backbone
 saved beside them (backbone.safetensors, when training fine-tuned it: --train-backbone) or else
 the pretrained one: 0 for identical images, lower is better, used directly as a loss (and, as
 LPIPS, with its distance maps averaged under pixel weights: `weighted_loss_fn`). It lives in
@@ -11,15 +11,15 @@ jaxcomp.metrics so that the registry finds it for `jaxcomp metric` and training 
 from jaxcomp.errors import UserError
 from jaxcomp.metrics import lpips
 from jaxcomp.metrics import registry
-from jaxcomp.metrics import vgg16
+from jaxcomp.nets import vgg16
 
 
 def load_params(path):
   """{'vgg': VGG16 variables (fine-tuned if saved, else pretrained), 'lin': 5 arrays [C_k]}."""
-  from jaxcomp.perceptual import heads  # pylint: disable=g-import-not-at-top
+  from jaxcomp.metrics import dpl_heads  # pylint: disable=g-import-not-at-top
 
-  lin, meta = heads.load(path)
-  backbone = heads.load_backbone(path, meta)
+  lin, meta = dpl_heads.load(path)
+  backbone = dpl_heads.load_backbone(path, meta)
   return {"vgg": vgg16.load_params() if backbone is None else backbone, "lin": lin}
 
 

@@ -32,8 +32,8 @@ import numpy as np
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import lpips
-from jaxcomp.metrics import vgg16
-from jaxcomp.metrics import weights
+from jaxcomp.nets import vgg16
+from jaxcomp.nets import weights
 
 CHANNELS = weights.LPIPS_CHANNELS
 FORMAT = "jaxcomp-dpl-heads"

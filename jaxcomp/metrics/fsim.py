@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcomp.metrics import _zhang
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 
 SCALES = 4
@@ -175,15 +175,15 @@ def phase_congruency(y, compat="matlab"):
   filters, em_n, noise_gain = log_gabor_bank(h, w, transposed=compat == "piq")
   eo = jnp.fft.ifft2(jnp.fft.fft2(y)[:, None, None] * filters.astype(np.float32))  # [B,O,S,H,W]
   even, odd = jnp.real(eo), jnp.imag(eo)
-  amplitude = common.safe_sqrt(even * even + odd * odd)
+  amplitude = imageops.safe_sqrt(even * even + odd * odd)
   sum_e, sum_o = even.sum(axis=2, keepdims=True), odd.sum(axis=2, keepdims=True)
   eps = PC_EPSILON if compat == "matlab" else _EPS
-  x_energy = common.safe_sqrt(sum_e * sum_e + sum_o * sum_o) + eps
+  x_energy = imageops.safe_sqrt(sum_e * sum_e + sum_o * sum_o) + eps
   mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
   energy = jnp.sum(even * mean_e + odd * mean_o - jnp.abs(even * mean_o - odd * mean_e), axis=2)
   finest = (even[:, :, 0] ** 2 + odd[:, :, 0] ** 2).reshape(*energy.shape[:2], -1)
   noise_power = median(finest, lower=compat == "piq") / -math.log(0.5) / em_n.astype(np.float32)
-  threshold = common.safe_sqrt(noise_power) * noise_gain.astype(np.float32)
+  threshold = imageops.safe_sqrt(noise_power) * noise_gain.astype(np.float32)
   energy = jax.nn.relu(energy - threshold[..., None, None])
   if compat == "matlab":
     return energy.sum(axis=1) / (amplitude.sum(axis=(1, 2)) + PC_EPSILON)
@@ -209,12 +209,12 @@ def fsim(x, y, chromatic=True, compat="matlab"):
     [B] float32, usually in [0, 1].
   """
   _zhang.check_compat(compat, "fsim")
-  common.check_pair(x, y, name="fsim", min_size=2, channels=3 if chromatic else None)
+  imageops.check_pair(x, y, name="fsim", min_size=2, channels=3 if chromatic else None)
   if x.shape[-1] not in (1, 3):
     raise ValueError(f"fsim: expected 1 or 3 channels, got {x.shape[-1]}")
   factor = _zhang.downsample_factor(x.shape[1], x.shape[2], compat)
   pool = _zhang.matlab_downsample if compat == "matlab" else _zhang.piq_fsim_downsample
-  x, y = (pool(255.0 * common.as_float(v), factor) for v in (x, y))
+  x, y = (pool(255.0 * imageops.as_float(v), factor) for v in (x, y))
   if x.shape[-1] == 3:
     (lx, ix, qx), (ly, iy, qy) = _yiq(x, compat), _yiq(y, compat)
   else:
@@ -225,7 +225,7 @@ def fsim(x, y, chromatic=True, compat="matlab"):
   if chromatic:
     s_c = (_zhang.similarity(ix, iy, T3) * _zhang.similarity(qx, qy, T4))[..., 0]
     s = s * (_zhang.real_power(s_c, LAMBDA) if compat == "matlab"
-             else common.safe_pow(jnp.abs(s_c), LAMBDA))
+             else imageops.safe_pow(jnp.abs(s_c), LAMBDA))
   pc_max = jnp.maximum(pc_x, pc_y)
   return (jnp.sum(s * pc_max, axis=(1, 2)) + _EPS) / (jnp.sum(pc_max, axis=(1, 2)) + _EPS)
 

@@ -22,7 +22,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 
 T = 170.0 / 255.0**2
@@ -33,14 +33,14 @@ _BOX3 = (1.0, 1.0, 1.0)
 def _gradient_magnitude(y):
   """[B, H, W, 1] -> [B, H, W, 1]: Prewitt gradient magnitude with zero 'same' padding."""
   p = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  gx = common.correlate_valid(common.correlate_valid(p, _BOX3, 1), _PREWITT, 2)
-  gy = common.correlate_valid(common.correlate_valid(p, _PREWITT, 1), _BOX3, 2)
-  return common.safe_sqrt(gx * gx + gy * gy)
+  gx = imageops.correlate_valid(imageops.correlate_valid(p, _BOX3, 1), _PREWITT, 2)
+  gy = imageops.correlate_valid(imageops.correlate_valid(p, _PREWITT, 1), _BOX3, 2)
+  return imageops.safe_sqrt(gx * gx + gy * gy)
 
 
 def _downsample(y):
   pad = max(y.shape[1] % 2, y.shape[2] % 2)
-  return common.avg_pool2(jnp.pad(y, ((0, 0), (0, pad), (0, pad), (0, 0))))
+  return imageops.avg_pool2(jnp.pad(y, ((0, 0), (0, pad), (0, pad), (0, 0))))
 
 
 @functools.partial(jax.jit, static_argnames=("data_range",))
@@ -54,17 +54,17 @@ def gmsd(x, y, data_range=1.0):
   Returns:
     [B] float32.
   """
-  common.check_pair(x, y, name="gmsd", min_size=2)
+  imageops.check_pair(x, y, name="gmsd", min_size=2)
   if x.shape[-1] not in (1, 3):
     raise ValueError(f"gmsd: expected 1 or 3 channels, got {x.shape[-1]}")
-  x, y = common.as_float(x) / data_range, common.as_float(y) / data_range
+  x, y = imageops.as_float(x) / data_range, imageops.as_float(y) / data_range
   if x.shape[-1] == 3:
-    x, y = common.luma(x), common.luma(y)
+    x, y = imageops.luma(x), imageops.luma(y)
   gx = _gradient_magnitude(_downsample(x))
   gy = _gradient_magnitude(_downsample(y))
   gms = (2 * gx * gy + T) / (gx * gx + gy * gy + T)
   dev = gms - jnp.mean(gms, axis=(1, 2, 3), keepdims=True)
-  return common.safe_sqrt(jnp.mean(dev * dev, axis=(1, 2, 3)))
+  return imageops.safe_sqrt(jnp.mean(dev * dev, axis=(1, 2, 3)))
 
 
 @registry.register("gmsd")

@@ -14,13 +14,13 @@ has gradient 0 (not NaN) where a feature vector is all zero; values are unchange
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
-from jaxcomp.metrics import vgg16
-from jaxcomp.metrics import weights
+from jaxcomp.nets import vgg16
+from jaxcomp.nets import weights
 
-SHIFT = (-0.030, -0.088, -0.188)
-SCALE = (0.458, 0.448, 0.450)
+SHIFT = vgg16.LPIPS_SHIFT
+SCALE = vgg16.LPIPS_SCALE
 EPS = 1e-10
 MIN_SIZE = 16  # relu5_3 sits after four 2x2 max-pools
 BUNDLES = ("vgg16", "lpips_vgg_v0.1")
@@ -34,11 +34,11 @@ def load_params(cache=None):
 
 
 def _normalize_channels(f):
-  return f / (common.safe_sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + EPS)
+  return f / (imageops.safe_sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + EPS)
 
 
 def _taps(params, x):
-  x = (2.0 * common.as_float(x) - 1.0 - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
+  x = (2.0 * imageops.as_float(x) - 1.0 - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
   return vgg16.features(params["vgg"], x, pool="max")
 
 
@@ -53,7 +53,7 @@ def lpips(x, y, params):
   Returns:
     [B] float32.
   """
-  common.check_pair(x, y, name="lpips", min_size=MIN_SIZE, channels=3)
+  imageops.check_pair(x, y, name="lpips", min_size=MIN_SIZE, channels=3)
   total = 0.0
   for fx, fy, w in zip(_taps(params, x), _taps(params, y), params["lin"]):
     d = _normalize_channels(fx) - _normalize_channels(fy)
@@ -68,15 +68,15 @@ def weighted_lpips(x, y, params, w):
   Args:
     x, y, params: as `lpips`.
     w: [B, H, W] non-negative pixel weights, resampled to each VGG16 tap's resolution
-      (`common.resize_weights`). For w = 1 this is `lpips`.
+      (`imageops.resize_weights`). For w = 1 this is `lpips`.
   """
-  common.check_pair(x, y, name="lpips", min_size=MIN_SIZE, channels=3)
+  imageops.check_pair(x, y, name="lpips", min_size=MIN_SIZE, channels=3)
   total = 0.0
   for fx, fy, lin in zip(_taps(params, x), _taps(params, y), params["lin"]):
     d = _normalize_channels(fx) - _normalize_channels(fy)
     layer_map = jnp.einsum("bhwc,c->bhw", d * d, lin)
-    total = total + common.weighted_mean(
-        layer_map, common.resize_weights(w, layer_map.shape[1], layer_map.shape[2]))
+    total = total + imageops.weighted_mean(
+        layer_map, imageops.resize_weights(w, layer_map.shape[1], layer_map.shape[2]))
   return total
 
 

@@ -31,7 +31,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 
 LEVELS = 6
@@ -54,13 +54,13 @@ MIN_SIZE = 2 ** (LEVELS - 2) + 1
 
 def _blur(x):
   """Separable 5x5 Burt-Adelson filter, 'valid', over axes 1, 2 of [B, H, W]."""
-  return common.correlate_valid(common.correlate_valid(x, _F, 1), _F, 2)
+  return imageops.correlate_valid(imageops.correlate_valid(x, _F, 1), _F, 2)
 
 
 def _downsample(j):
   """MATLAB imfilter(J, L, 'symmetric') then J(1:2:end, 1:2:end): [B, H, W] -> ceil halves."""
   p = jnp.pad(j, ((0, 0), (2, 2), (2, 2)), mode="symmetric")
-  return common.correlate_valid(common.correlate_valid(p, _F, 1, stride=2), _F, 2, stride=2)
+  return imageops.correlate_valid(imageops.correlate_valid(p, _F, 1, stride=2), _F, 2, stride=2)
 
 
 def _upsample(i, shape):
@@ -108,7 +108,7 @@ def _gray(x, compat, round_gray):
   if x.shape[-1] == 1:
     g = x[..., 0]
   else:
-    r, gr, b = RGB2GRAY if compat == "matlab" else common.YIQ_LUMA
+    r, gr, b = RGB2GRAY if compat == "matlab" else imageops.YIQ_LUMA
     g = r * x[..., 0] + gr * x[..., 1] + b * x[..., 2]
   if round_gray:
     g = jnp.floor(255.0 * g + 0.5) / 255.0
@@ -129,12 +129,12 @@ def nlpd(x, y, round_gray=False, compat="matlab"):
   """
   if compat not in COMPAT_MODES:
     raise ValueError(f"nlpd: compat must be one of {COMPAT_MODES}, got {compat!r}")
-  common.check_pair(x, y, name="nlpd", min_size=MIN_SIZE)
+  imageops.check_pair(x, y, name="nlpd", min_size=MIN_SIZE)
   if x.shape[-1] not in (1, 3):
     raise ValueError(f"nlpd: expected 1 or 3 channels, got {x.shape[-1]}")
-  bands_x = normalized_laplacian_pyramid(_gray(common.as_float(x), compat, round_gray), compat)
-  bands_y = normalized_laplacian_pyramid(_gray(common.as_float(y), compat, round_gray), compat)
-  rms = [common.safe_sqrt(jnp.mean((bx - by) ** 2, axis=(1, 2)))
+  bands_x = normalized_laplacian_pyramid(_gray(imageops.as_float(x), compat, round_gray), compat)
+  bands_y = normalized_laplacian_pyramid(_gray(imageops.as_float(y), compat, round_gray), compat)
+  rms = [imageops.safe_sqrt(jnp.mean((bx - by) ** 2, axis=(1, 2)))
          for bx, by in zip(bands_x, bands_y)]
   return jnp.mean(jnp.stack(rms, axis=-1), axis=-1)
 

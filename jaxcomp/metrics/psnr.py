@@ -16,7 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 
 
@@ -30,8 +30,8 @@ def mse(x, y):
   Returns:
     [B] float32.
   """
-  common.check_pair(x, y, name="mse")
-  d = common.as_float(x) - common.as_float(y)
+  imageops.check_pair(x, y, name="mse")
+  d = imageops.as_float(x) - imageops.as_float(y)
   return jnp.mean(d * d, axis=(1, 2, 3))
 
 
@@ -45,23 +45,23 @@ def l1(x, y):
   Returns:
     [B] float32. The gradient at x = y is 0 (jnp.abs's subgradient).
   """
-  common.check_pair(x, y, name="l1")
-  return jnp.mean(jnp.abs(common.as_float(x) - common.as_float(y)), axis=(1, 2, 3))
+  imageops.check_pair(x, y, name="l1")
+  return jnp.mean(jnp.abs(imageops.as_float(x) - imageops.as_float(y)), axis=(1, 2, 3))
 
 
 @jax.jit
 def weighted_mse(x, y, w):
   """MSE per image with the squared-error map averaged under weights w [B, H, W] -> [B]."""
-  common.check_pair(x, y, name="mse")
-  d = common.as_float(x) - common.as_float(y)
-  return common.weighted_mean(d * d, w)
+  imageops.check_pair(x, y, name="mse")
+  d = imageops.as_float(x) - imageops.as_float(y)
+  return imageops.weighted_mean(d * d, w)
 
 
 @jax.jit
 def weighted_l1(x, y, w):
   """L1 per image with the absolute-error map averaged under weights w [B, H, W] -> [B]."""
-  common.check_pair(x, y, name="l1")
-  return common.weighted_mean(jnp.abs(common.as_float(x) - common.as_float(y)), w)
+  imageops.check_pair(x, y, name="l1")
+  return imageops.weighted_mean(jnp.abs(imageops.as_float(x) - imageops.as_float(y)), w)
 
 
 @functools.partial(jax.jit, static_argnames=("data_range",))
@@ -75,7 +75,7 @@ def psnr(x, y, data_range=1.0):
   Returns:
     [B] float32.
   """
-  common.check_pair(x, y, name="psnr")
+  imageops.check_pair(x, y, name="psnr")
   return 10.0 * jnp.log10(data_range**2 / mse(x, y))
 
 

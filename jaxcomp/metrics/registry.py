@@ -19,7 +19,7 @@ an argument rather than closed over so that `jax.jit` does not embed it as a con
 A loss built from a spatial map (per-pixel errors, the SSIM maps, LPIPS's per-location
 distances) also has `weighted_loss_fn(params, x, y, w)`: the same loss with the map averaged under
 per-pixel weights w [B, H, W] (normalised to mean 1 per image, e.g. from a saliency map;
-`jaxcomp.metrics.common.weighted_mean`), equal to `loss_fn` for w = 1.
+`jaxcomp.nets.imageops.weighted_mean`), equal to `loss_fn` for w = 1.
 """
 
 import dataclasses
@@ -31,7 +31,7 @@ from jaxcomp.errors import UserError
 
 _FACTORIES = {}
 _PREFIX_FACTORIES = {}
-_NOT_METRIC_MODULES = frozenset({"cli", "common", "registry", "weights", "vgg16"})
+_NOT_METRIC_MODULES = frozenset({"cli", "dpl_heads", "registry"})
 _loaded = False
 
 

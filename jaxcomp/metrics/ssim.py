@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 
 WIN_SIZE = 11
@@ -55,7 +55,7 @@ def _ssim_and_cs(x, y, data_range, w=None):
   c2 = (K2 * data_range) ** 2
   taps = gaussian_taps()
   stats = jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1)
-  stats = common.correlate_valid(common.correlate_valid(stats, taps, 1), taps, 2)
+  stats = imageops.correlate_valid(imageops.correlate_valid(stats, taps, 1), taps, 2)
   mu_x, mu_y, xx, yy, xy = jnp.split(stats, 5, axis=-1)
   mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
   cs_map = (2 * (xy - mu_xy) + c2) / ((xx - mu_xx) + (yy - mu_yy) + c2)
@@ -72,7 +72,7 @@ def _downsample(x):
   """avg_pool2d(kernel 2, stride 2, padding = side % 2, count_include_pad) on NHWC."""
   ph, pw = x.shape[1] % 2, x.shape[2] % 2
   x = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-  return common.avg_pool2(x)
+  return imageops.avg_pool2(x)
 
 
 @functools.partial(jax.jit, static_argnames=("data_range",))
@@ -86,8 +86,8 @@ def ssim(x, y, data_range=1.0):
   Returns:
     [B] float32, the mean over channels of the per-channel SSIM.
   """
-  common.check_pair(x, y, name="ssim", min_size=WIN_SIZE)
-  s, _ = _ssim_and_cs(common.as_float(x), common.as_float(y), data_range)
+  imageops.check_pair(x, y, name="ssim", min_size=WIN_SIZE)
+  s, _ = _ssim_and_cs(imageops.as_float(x), imageops.as_float(y), data_range)
   return jnp.mean(s, axis=-1)
 
 
@@ -104,24 +104,24 @@ def ms_ssim(x, y, data_range=1.0):
     are clamped to 0 before the fractional powers (as pytorch-msssim, TF and piq do); the
     gradient there is 0, never NaN.
   """
-  common.check_pair(x, y, name="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
-  x, y = common.as_float(x), common.as_float(y)
+  imageops.check_pair(x, y, name="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
+  x, y = imageops.as_float(x), imageops.as_float(y)
   terms = []
   for level, weight in enumerate(MS_SSIM_WEIGHTS):
     s, cs = _ssim_and_cs(x, y, data_range)
     if level < len(MS_SSIM_WEIGHTS) - 1:
-      terms.append(common.safe_pow(jax.nn.relu(cs), weight))
+      terms.append(imageops.safe_pow(jax.nn.relu(cs), weight))
       x, y = _downsample(x), _downsample(y)
     else:
-      terms.append(common.safe_pow(jax.nn.relu(s), weight))
+      terms.append(imageops.safe_pow(jax.nn.relu(s), weight))
   return jnp.mean(functools.reduce(jnp.multiply, terms), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("data_range",))
 def weighted_ssim(x, y, w, data_range=1.0):
   """SSIM per image with the map averaged under pixel weights w [B, H, W] -> [B]."""
-  common.check_pair(x, y, name="ssim", min_size=WIN_SIZE)
-  s, _ = _ssim_and_cs(common.as_float(x), common.as_float(y), data_range, w)
+  imageops.check_pair(x, y, name="ssim", min_size=WIN_SIZE)
+  s, _ = _ssim_and_cs(imageops.as_float(x), imageops.as_float(y), data_range, w)
   return jnp.mean(s, axis=-1)
 
 
@@ -133,16 +133,16 @@ def weighted_ms_ssim(x, y, w, data_range=1.0):
     x, y: as `ms_ssim`.
     w: [B, H, W] non-negative pixel weights.
   """
-  common.check_pair(x, y, name="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
-  x, y, w = common.as_float(x), common.as_float(y), w[..., None]
+  imageops.check_pair(x, y, name="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
+  x, y, w = imageops.as_float(x), imageops.as_float(y), w[..., None]
   terms = []
   for level, weight in enumerate(MS_SSIM_WEIGHTS):
     s, cs = _ssim_and_cs(x, y, data_range, w[..., 0])
     if level < len(MS_SSIM_WEIGHTS) - 1:
-      terms.append(common.safe_pow(jax.nn.relu(cs), weight))
+      terms.append(imageops.safe_pow(jax.nn.relu(cs), weight))
       x, y, w = _downsample(x), _downsample(y), _downsample(w)
     else:
-      terms.append(common.safe_pow(jax.nn.relu(s), weight))
+      terms.append(imageops.safe_pow(jax.nn.relu(s), weight))
   return jnp.mean(functools.reduce(jnp.multiply, terms), axis=-1)
 
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcomp.metrics import _zhang
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 from jaxcomp.metrics import registry
 from jaxcomp.saliency import sdsp
 
@@ -62,8 +62,8 @@ def vsi(x, y, compat="matlab", saliency_gradient=True):
     [B] float32 in [0, 1].
   """
   _zhang.check_compat(compat, "vsi")
-  common.check_pair(x, y, name="vsi", min_size=2, channels=3)
-  x, y = common.as_float(x), common.as_float(y)
+  imageops.check_pair(x, y, name="vsi", min_size=2, channels=3)
+  x, y = imageops.as_float(x), imageops.as_float(y)
   vs_x, vs_y = sdsp(x, compat=compat)[..., None], sdsp(y, compat=compat)[..., None]
   if not saliency_gradient:
     vs_x, vs_y = jax.lax.stop_gradient(vs_x), jax.lax.stop_gradient(vs_y)

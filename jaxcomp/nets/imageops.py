@@ -1,4 +1,4 @@
-"""Helpers shared by the metrics: input checks, safe square root, luma, small filters.
+"""Array ops shared by metrics and saliency models: input checks, safe sqrt, luma, filters.
 
 Every metric takes a pair of NHWC float images in [0, 1] (RGB unless stated) and returns one
 value per image, shape [B]. The filters here are written as sums of shifted slices, which

@@ -19,20 +19,24 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcomp.metrics import common
-from jaxcomp.metrics import weights
+from jaxcomp.nets import imageops
+from jaxcomp.nets import weights
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 _HANNING3 = (0.25, 0.5, 0.25)
 L2POOL_EPS = 1e-12
+# LPIPS v0.1's ScalingLayer (z - shift) / scale on inputs z in [-1, 1] (ImageNet mean/std), used by
+# the LPIPS and deep-perceptual-loss metrics and the learned saliency model on this backbone.
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
 
 
 def l2_pool(x):
   """DISTS L2pooling on NHWC: [B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C]."""
   p = jnp.pad(x * x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  p = common.correlate_valid(p, _HANNING3, 1, stride=2)
-  p = common.correlate_valid(p, _HANNING3, 2, stride=2)
+  p = imageops.correlate_valid(p, _HANNING3, 1, stride=2)
+  p = imageops.correlate_valid(p, _HANNING3, 2, stride=2)
   return jnp.sqrt(p + L2POOL_EPS)
 
 

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from jaxcomp.errors import UserError
+from jaxcomp.images import read_rgb
 from jaxcomp.perceptual import twoafc
 
 MAX_QUALITY = 50
@@ -45,7 +46,6 @@ def _code(anchor, patch, quality):
 def build_split(photos_dir, triplets, *, size=64, anchor_spec="jpeg,webp", seed=0):
   """(Split with judge None, info dict): `triplets` compression triplets from `photos_dir`."""
   from jaxcomp.evaluate import anchors  # pylint: disable=g-import-not-at-top
-  from jaxcomp.metrics.cli import read_image  # pylint: disable=g-import-not-at-top
 
   settings = [(a, q) for a in anchors.resolve(anchor_spec) for q in a.qualities
               if q <= MAX_QUALITY]
@@ -58,7 +58,7 @@ def build_split(photos_dir, triplets, *, size=64, anchor_spec="jpeg,webp", seed=
   for i in range(triplets):
     name = names[int(rng.integers(len(names)))]
     if name not in photos:
-      photos[name] = read_image(os.path.join(photos_dir, name))
+      photos[name] = read_rgb(os.path.join(photos_dir, name))
     photo = photos[name]
     if min(photo.shape[:2]) < size:
       raise UserError(f"{name}: smaller than the {size}x{size} patch")

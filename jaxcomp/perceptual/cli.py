@@ -128,8 +128,8 @@ def _run_build(args):
 
 
 def _run_train(args):
-  from jaxcomp.metrics import vgg16  # pylint: disable=g-import-not-at-top
-  from jaxcomp.perceptual import heads  # pylint: disable=g-import-not-at-top
+  from jaxcomp.nets import vgg16  # pylint: disable=g-import-not-at-top
+  from jaxcomp.metrics import dpl_heads  # pylint: disable=g-import-not-at-top
   from jaxcomp.perceptual import train  # pylint: disable=g-import-not-at-top
   from jaxcomp.perceptual import twoafc  # pylint: disable=g-import-not-at-top
 
@@ -151,7 +151,7 @@ def _run_train(args):
     if not args.val:
       raise UserError("--eval-every needs --val (the held-out split to score)")
     _positive("eval-every", args.eval_every)
-  init = heads.lpips_heads() if args.init == "lpips" else heads.uniform_heads()
+  init = dpl_heads.lpips_heads() if args.init == "lpips" else dpl_heads.uniform_heads()
   vgg = vgg16.load_params()
   split = twoafc.load_split(args.data)
   val = twoafc.load_split(args.val) if args.val else None
@@ -172,6 +172,6 @@ def _run_train(args):
     print(f"held-out 2AFC ({len(val)} triplets): {args.init} heads {before:.4f} -> {trained} "
           f"{after:.4f} (human ceiling {ceiling:.4f})")
     meta.update(val=args.val, val_2afc_init=before, val_2afc_trained=after)
-  heads.save(args.out, result.heads, meta, backbone=result.backbone)
+  dpl_heads.save(args.out, result.heads, meta, backbone=result.backbone)
   print(f"heads saved to {args.out} (use as the metric dpl:{args.out})")
   return 0

@@ -46,7 +46,7 @@ from jaxcomp import progress
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import lpips
-from jaxcomp.perceptual import heads as heads_lib
+from jaxcomp.metrics import dpl_heads as heads_lib
 from jaxcomp.perceptual import twoafc
 
 STATS_BATCH = 8

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
+from jaxcomp.images import read_rgb
 
 IMAGE_FOLDERS = ("ref", "p0", "p1")
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -91,7 +92,6 @@ def _read_judge(path):
 
 def load_split(path):
   """Reads a BAPPS-layout split folder into a `Split` (UserError on malformed input)."""
-  from jaxcomp.metrics.cli import read_image  # pylint: disable=g-import-not-at-top
 
   lists = {k: _listing(os.path.join(path, k), _IMAGE_EXTENSIONS) for k in IMAGE_FOLDERS}
   lists["judge"] = _listing(os.path.join(path, "judge"), (".npy",))
@@ -106,7 +106,7 @@ def load_split(path):
     stack = []
     for name in lists[k]:
       file = os.path.join(path, k, name)
-      img = read_image(file)
+      img = read_rgb(file)
       if shape is None:
         shape, first = img.shape, file
       elif img.shape != shape:

@@ -111,6 +111,7 @@ def _run_predict(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
   from jaxcomp.fileio import atomic_path  # pylint: disable=g-import-not-at-top
   from jaxcomp.saliency import data  # pylint: disable=g-import-not-at-top
 
@@ -118,7 +119,7 @@ def _run_predict(args):
   if ext not in data.EXTENSIONS:
     raise UserError(f"{args.out}: output must end in .png, .jpg or .jpeg")
   (model,) = _models(args.model)
-  image = data.read_image(args.image)
+  image = images.read_rgb(args.image)
   smap = np.asarray(model(image[None].astype(np.float32) / 255.0))[0]
   pixels = np.round(np.clip(smap, 0.0, 1.0) * 255.0).astype(np.uint8)
   with atomic_path(args.out) as tmp:
@@ -160,7 +161,7 @@ def _run_train(args):
   val_samples = (data.pair_files(args.val_images, args.val_maps, args.val_fixations)
                  if args.val_images else None)
   if args.backbone == "vgg16":
-    from jaxcomp.metrics import weights as weights_lib  # pylint: disable=g-import-not-at-top
+    from jaxcomp.nets import weights as weights_lib  # pylint: disable=g-import-not-at-top
     weights_lib.load("vgg16")  # fail before reading the data if the weights are missing
   dataset = data.load_resized(samples, args.size, log=print)
   print(f"training on {len(dataset)} images at {args.size}x{args.size}"

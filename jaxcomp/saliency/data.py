@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from jaxcomp.errors import UserError
+from jaxcomp.images import read_rgb
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -96,17 +97,11 @@ def pair_files(images_dir, maps_dir, fixations_dir=None):
   return [Sample(stem, images[stem], maps[stem], fix.get(stem)) for stem in sorted(images)]
 
 
-def read_image(path):
-  """An 8-bit RGB image file -> [H, W, 3] uint8 (UserError if unreadable or 16 bit)."""
-  from jaxcomp.metrics.cli import read_image as _read  # pylint: disable=g-import-not-at-top
-  return _read(path)
-
-
 def load_sample(sample):
   """(image [H, W, 3] uint8, map [H, W] float32, fixations [H, W] bool or None) of one sample."""
   from jaxcomp.saliency import read_map  # pylint: disable=g-import-not-at-top
 
-  image = read_image(sample.image)
+  image = read_rgb(sample.image)
   size = image.shape[:2]
   smap = read_map(sample.map)
   if smap.shape != size:

@@ -26,7 +26,7 @@ Inputs smaller than 16 px still work: everything runs at S x S. Backbones:
 
 Files in a weights folder: `saliency.safetensors` (decoder, names like `Conv_0/kernel`),
 `saliency.json` (format, config, training record) and, for "included", `backbone.safetensors`
-(VGG16 layout of metrics/vgg16.py). `save` writes the folder atomically; `load` checks the
+(VGG16 layout of nets/vgg16.py). `save` writes the folder atomically; `load` checks the
 format, every tensor's shape against the config and that all values are finite.
 """
 
@@ -42,9 +42,8 @@ import numpy as np
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
-from jaxcomp.metrics import lpips
-from jaxcomp.metrics import vgg16
-from jaxcomp.metrics import weights
+from jaxcomp.nets import vgg16
+from jaxcomp.nets import weights
 
 FORMAT = "jaxcomp-saliency-learned"
 WEIGHTS_FILE = "saliency.safetensors"
@@ -197,7 +196,7 @@ def to_input_size(images, config):
 
 def taps(backbone, images, config):
   """The configured VGG16 taps of [B, S, S, 3] images in [0, 1]: list of [B, h_k, w_k, C_k]."""
-  x = (2.0 * images - 1.0 - jnp.asarray(lpips.SHIFT)) / jnp.asarray(lpips.SCALE)
+  x = (2.0 * images - 1.0 - jnp.asarray(vgg16.LPIPS_SHIFT)) / jnp.asarray(vgg16.LPIPS_SCALE)
   all_taps = dict(zip(vgg16.TAPS, vgg16.features(backbone, x, pool="max")))
   return [all_taps[t] for t in config["taps"]]
 

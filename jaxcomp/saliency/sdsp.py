@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcomp.metrics import common
+from jaxcomp.nets import imageops
 
 WORKING_SIZE = 256
 OMEGA_0 = 0.021
@@ -128,10 +128,10 @@ def sdsp(images, compat="matlab"):
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"sdsp: expected [B, H, W, 3] RGB images, got {tuple(images.shape)}")
   _, h, w, _ = images.shape
-  lab = rgb_to_lab(_to_working_size(common.as_float(images), compat), _WHITE[compat])
+  lab = rgb_to_lab(_to_working_size(imageops.as_float(images), compat), _WHITE[compat])
   lg, location = _priors()
   band = jnp.real(jnp.fft.ifft2(jnp.fft.fft2(lab, axes=(1, 2)) * lg[..., None], axes=(1, 2)))
-  frequency = common.safe_sqrt(jnp.sum(band * band, axis=-1))
+  frequency = imageops.safe_sqrt(jnp.sum(band * band, axis=-1))
   ab = _min_max(lab[..., 1:], axes=(1, 2))
   colour = 1.0 - jnp.exp(-jnp.sum(ab * ab, axis=-1) / SIGMA_C**2)
   saliency = _to_image_size(frequency * location * colour, h, w, compat)

@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from jaxcomp.coding import images
+from jaxcomp import images
 from jaxcomp.errors import UserError
 from jaxcomp.evaluate import anchors as anchors_lib
 from jaxcomp.evaluate import rd_eval

@@ -27,6 +27,7 @@ from PIL import Image
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
+from jaxcomp.images import read_rgb
 from jaxcomp.study import manifest
 
 IMAGE_FOLDERS = ("ref", "p0", "p1")
@@ -114,7 +115,6 @@ def prepare(path, out, settings, stream=None):
   Returns:
     The manifest dict.
   """
-  from jaxcomp.metrics.cli import read_image  # pylint: disable=g-import-not-at-top
 
   stream = stream or sys.stderr
   lists = list_triplets(path)
@@ -138,7 +138,7 @@ def prepare(path, out, settings, stream=None):
       images, files = {}, {}
       for which in IMAGE_FOLDERS:
         file = os.path.join(path, which, lists[which][k])
-        images[which] = read_image(file)
+        images[which] = read_rgb(file)
         if shape is None:
           shape, first = images[which].shape, file
         elif images[which].shape != shape:

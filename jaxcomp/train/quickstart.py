@@ -107,7 +107,8 @@ def jpeg_at_size(image, target_bytes):
 def code_image(model, image, channels, bitstream_path, decoded_path):
   """Compresses `image` [H, W, 3] uint8 with a model (directory or zoo:NAME) to a real .jxc file,
   decodes that file; returns (file bytes, decoded [H, W, 3] uint8)."""
-  from jaxcomp.coding import codec, images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   cm = codec.CodingModel(model)
   data = codec.compress(cm, image[None], [channels])[0]
@@ -138,7 +139,7 @@ def print_table(rows):
 
 def run(args):
   from jaxcomp import zoo  # pylint: disable=g-import-not-at-top
-  from jaxcomp.coding import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp import images  # pylint: disable=g-import-not-at-top
   from jaxcomp.train import checkpoint, config_lib, train  # pylint: disable=g-import-not-at-top
 
   flags.FLAGS.mark_as_parsed()  # absl logging outside app.run (no "before flag parsing" note)
