@@ -554,9 +554,11 @@ def run_training(preset, seconds, data_dir, best, workdir):
     steps, wait_s, pending, inflight = 1, 0.0, [], collections.deque()
     loop_start = last_log = time.perf_counter()
     # The run lasts `train_for` in all, compilation included, but trains at least a quarter of
-    # it after compiling, and never past the part's allowance.
-    stop = min(max(began + train_for, loop_start + 0.25 * preset.train_seconds),
-               began + seconds - 8.0)
+    # it after compiling, and not past the part's allowance -- except that a compilation slower
+    # than the whole allowance still leaves min(5 s, a quarter) of training.
+    least = 0.25 * preset.train_seconds
+    stop = max(min(max(began + train_for, loop_start + least), began + seconds - 8.0),
+               loop_start + min(5.0, least))
     while time.perf_counter() < stop:
       t0 = time.perf_counter()
       firsts, images = next(batches)
