@@ -211,6 +211,7 @@ def run_one(study_dir, url, workers, args, kill, expected_votes, log):
   finally:
     server.stop()
   result = {"database": url.split(":")[0].split("+")[0], "workers": workers,
+            "loadavg_1min_after": round(os.getloadavg()[0], 2),
             "threads": args.threads, "kill": kill, **load.summary(outcomes, seconds),
             **load.reconcile(outcomes, export),
             "server_cpu_s": round(server_cpu, 2), "client_cpu_s": round(client_cpu, 2)}
