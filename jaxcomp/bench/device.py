@@ -855,7 +855,7 @@ def run(args):
     if args.train_seconds <= 0:
       raise UserError("--train-seconds must be positive")
     preset = dataclasses.replace(preset, train_seconds=args.train_seconds)
-  previous = bool(jax.config.values.get("jax_disable_most_optimizations", False))
+  previous = bool(getattr(jax.config, "values", {}).get("jax_disable_most_optimizations", False))
   jax.config.update("jax_disable_most_optimizations", preset.fast_compile or previous)
   try:
     return _run(args, preset)
