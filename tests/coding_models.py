@@ -7,8 +7,9 @@ rate-honesty test needs a model whose likelihoods describe its latents, so `stat
 calibrates h_s's last layer (scales = relu(conv / 4 + 6); the means of mbt2018-mean untouched),
 which brings the escapes to well under 1% of the symbols.
 
-Also session fixtures (exported 16/24 models and their `CodingModel`s, imported by the test
-modules) and the image sources: tiny crops under fixtures/coding/ and the shared photos.
+Also session fixtures (exported 16/24 models and their `CodingModel`s, built once per test session:
+conftest.py registers this module with `pytest_plugins`; test modules do not import them) and the
+image sources: tiny crops under fixtures/coding/ and the shared photos.
 """
 
 import glob

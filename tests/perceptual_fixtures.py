@@ -1,6 +1,7 @@
 """What the perceptual (2AFC, learned-metric) tests share: the BAPPS-layout sample, the marker for
 tests that need the cached VGG16/LPIPS weights, the perceptual-commands-only CLI fixture and the
-VGG16 weights (import the names into a test module to use them)."""
+VGG16 weights. The fixture is registered once for the session (`pytest_plugins` in conftest.py);
+a module opts in with `pytestmark = pytest.mark.usefixtures("only_perceptual_commands")`."""
 
 import functools
 import os
@@ -17,7 +18,7 @@ NEEDS_WEIGHTS = pytest.mark.skipif(
     reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def only_perceptual_commands(monkeypatch):
   """`jaxcomp` sees only the perceptual sub-commands (faster CLI start-up)."""
   monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.perceptual.cli",))

@@ -13,7 +13,9 @@ from jaxcomp.codec import compressai_import, export, models, transforms
 from jaxcomp.coding import codec, container
 from jaxcomp.errors import UserError
 from jaxcomp.train import train
-from train_fixtures import fast_compile, load_config_file  # pylint: disable=unused-import
+from train_fixtures import load_config_file
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _bias_for_step(step):

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir
+from coding_models import fixture_image
 from jaxcomp.coding import codec, container
 from jaxcomp.errors import UserError
 

@@ -5,7 +5,7 @@
 import jax
 import numpy as np
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir
+from coding_models import fixture_image
 from jaxcomp.coding import codec, container
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coding_models import (fixture_image, hyperprior, hyperprior_dir, mean,
-                           mean_dir, photos)
+from coding_models import fixture_image, photos
 from jaxcomp.codec import export, models
 from jaxcomp.coding import codec, container
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coding_models import (fixture_image, hyperprior, hyperprior_dir, mean,
-                           mean_dir)
+from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp.codec import export
 from jaxcomp.coding import codec, constriction_backend, container

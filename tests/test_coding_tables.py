@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from coding_models import export_model, hyperprior_dir
+from coding_models import export_model
 from jaxcomp.codec import export, gaussian_conditional
 from jaxcomp.codec import tables
 from jaxcomp.errors import UserError

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("tensorflow_compression")
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir, mean, mean_dir
+from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp.coding import codec, container, tfc_backend
 from jaxcomp.codec import tables

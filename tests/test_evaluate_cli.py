@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coding_models import hyperprior, hyperprior_dir  # pylint: disable=unused-import
 from jaxcomp import cli
 from jaxcomp.coding import codec
 from jaxcomp.errors import UserError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir, state_dict
+from coding_models import fixture_image, state_dict
 from jaxcomp import cli, saliency
 from jaxcomp.codec import compressai_import, export, models, padding, ratemap
 from jaxcomp.coding import codec, container

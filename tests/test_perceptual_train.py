@@ -17,8 +17,9 @@ from jaxcomp.perceptual import build
 from jaxcomp.metrics import dpl_heads
 from jaxcomp.perceptual import twoafc
 # only_perceptual_commands is an autouse fixture: importing it applies it here.
-from perceptual_fixtures import (NEEDS_WEIGHTS, SAMPLE, only_perceptual_commands,  # pylint: disable=unused-import
-                                 vgg)
+from perceptual_fixtures import NEEDS_WEIGHTS, SAMPLE, vgg
+
+pytestmark = pytest.mark.usefixtures("only_perceptual_commands")
 
 PHOTOS = "/work/shared/data/photos"
 NEEDS_PHOTOS = pytest.mark.skipif(not os.path.isdir(PHOTOS), reason=f"{PHOTOS} not present")

@@ -19,8 +19,9 @@ from jaxcomp.metrics import dpl_heads
 from jaxcomp.perceptual import train
 from jaxcomp.perceptual import twoafc
 # only_perceptual_commands is an autouse fixture: importing it applies it here.
-from perceptual_fixtures import (NEEDS_WEIGHTS, SAMPLE, only_perceptual_commands,  # pylint: disable=unused-import
-                                 vgg)
+from perceptual_fixtures import NEEDS_WEIGHTS, SAMPLE, vgg
+
+pytestmark = pytest.mark.usefixtures("only_perceptual_commands")
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,8 +12,9 @@ from jaxcomp import cli
 from jaxcomp.errors import UserError
 from jaxcomp.perceptual import twoafc
 # only_perceptual_commands is an autouse fixture: importing it applies it here.
-from perceptual_fixtures import (FIXTURES, NEEDS_WEIGHTS, SAMPLE,  # pylint: disable=unused-import
-                                 only_perceptual_commands)
+from perceptual_fixtures import FIXTURES, NEEDS_WEIGHTS, SAMPLE
+
+pytestmark = pytest.mark.usefixtures("only_perceptual_commands")
 
 
 def _fixture(name):

@@ -7,7 +7,7 @@ failing: exit 2, nothing written.
 
 import os
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir  # pylint: disable=unused-import
+from coding_models import fixture_image
 from jaxcomp import cli
 from reliability_files import join, save_image, split
 

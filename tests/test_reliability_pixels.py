@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir  # pylint: disable=unused-import
+from coding_models import fixture_image
 from jaxcomp import cli, pixels
 from jaxcomp.coding import codec
 from jaxcomp.errors import UserError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coding_models import fixture_image, hyperprior_dir  # pylint: disable=unused-import
+from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp import images
 from jaxcomp.codec import tables

@@ -7,7 +7,7 @@ crafted file would.
 import numpy as np
 import pytest
 
-from coding_models import fixture_image, hyperprior, hyperprior_dir  # pylint: disable=unused-import
+from coding_models import fixture_image
 from jaxcomp.coding import codec
 from jaxcomp.errors import UserError
 from reliability_files import join, split

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from coding_models import fixture_image, hyperprior_dir  # pylint: disable=unused-import
+from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp.codec import export
 from jaxcomp.errors import UserError

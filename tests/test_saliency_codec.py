@@ -16,7 +16,9 @@ from jaxcomp.errors import UserError
 from jaxcomp.metrics import registry
 from jaxcomp.train import distortion, train
 from perceptual_fixtures import NEEDS_WEIGHTS as NEEDS_LPIPS
-from train_fixtures import fast_compile, load_config_file, photos, tiny_config  # pylint: disable=unused-import
+from train_fixtures import load_config_file, tiny_config
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _pair(size=(176, 168), seed=0):

@@ -11,7 +11,9 @@ import pytest
 from jaxcomp.codec import export, models
 from jaxcomp.errors import UserError
 from jaxcomp.train import checkpoint, config_files, main, step, train
-from train_fixtures import CONFIGS, fast_compile, load_config_file  # pylint: disable=unused-import
+from train_fixtures import CONFIGS, load_config_file
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def test_config_file_found_from_any_directory(tmp_path, monkeypatch):

@@ -15,7 +15,9 @@ from jaxcomp import cli
 from jaxcomp.codec import export
 from jaxcomp.errors import UserError
 from jaxcomp.train import checkpoint, input_pipeline, train
-from train_fixtures import fast_compile, photos, tiny_config  # pylint: disable=unused-import
+from train_fixtures import tiny_config
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

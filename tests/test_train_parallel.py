@@ -2,9 +2,11 @@
 
 import jax
 import numpy as np
+import pytest
 
 from jaxcomp.train import config_lib, step, train
-from train_fixtures import fast_compile  # pylint: disable=unused-import
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def tiny_config():

@@ -14,7 +14,8 @@ import parity_weights
 from jaxcomp.codec import compressai_import, models
 from jaxcomp.errors import UserError
 from jaxcomp.train import parity, step
-from train_fixtures import fast_compile  # pylint: disable=unused-import
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "train_parity")
 ARCHS = ("bmshj2018-hyperprior", "mbt2018-mean")

@@ -1,5 +1,7 @@
 """What the training tests share: fast compilation, a folder of small photos, tiny configs and
-loading a config file from configs/ (import the fixtures into a test module to use them)."""
+loading a config file from configs/. The fixtures are registered once for the session
+(`pytest_plugins` in conftest.py): a module opts into fast compilation with
+`pytestmark = pytest.mark.usefixtures("fast_compile")`; import the helper functions."""
 
 import importlib.util
 import os
@@ -14,7 +16,7 @@ from jaxcomp.train import config_lib
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(scope="module")
 def fast_compile():
   """XLA's optimizations cost more compile time than these tiny steps run (as in flax's tests)."""
   previous = jax.config.read("jax_disable_most_optimizations")

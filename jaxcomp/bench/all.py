@@ -52,6 +52,10 @@ import tempfile
 import threading
 import time
 
+import jax
+
+from jaxcomp.bench import flops
+from jaxcomp.bench import inputs
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 
@@ -117,9 +121,7 @@ def add_arguments(parser):
 
 def machine():
   """Where the numbers were measured: devices, versions, CPU and memory."""
-  import jax  # pylint: disable=g-import-not-at-top
 
-  from jaxcomp.bench import flops  # pylint: disable=g-import-not-at-top
 
   devices = jax.devices()
   cpu = flops.cpu_info()
@@ -220,9 +222,7 @@ def _child_machine(env):
 def run(args):
   steps_preview = plan(args.preset, args.only)  # validates --only before any work
   # The children own the accelerator (module docstring); this process's jax stays on the CPU.
-  import jax  # pylint: disable=g-import-not-at-top
 
-  from jaxcomp.bench import inputs  # pylint: disable=g-import-not-at-top
 
   jax.config.update("jax_platforms", "cpu")
   child_env = dict(os.environ)

@@ -17,6 +17,12 @@ import json
 import statistics
 import time
 
+import numpy as np
+
+from jaxcomp import images
+from jaxcomp.codec import export
+from jaxcomp.coding import codec, container
+
 _TRANSPOSED = {"g_s": {0, 2, 4, 6}, "h_s": {0, 2}}
 _COMPRESSAI_CLASSES = {"bmshj2018-hyperprior": "ScaleHyperprior",
                        "mbt2018-mean": "MeanScaleHyperprior"}
@@ -41,7 +47,6 @@ def _median_time(fn, repeats):
 
 def compressai_state_dict(variables):
   """jaxcomp variables -> CompressAI state_dict (numpy), the inverse of `compressai_import`."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
 
   sd = {}
   for net, layers in variables["params"].items():
@@ -105,11 +110,6 @@ def _compressai_times(config, variables, image, repeats):
 
 
 def run(args):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-  from jaxcomp.coding import codec, container  # pylint: disable=g-import-not-at-top
-  from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   cm = codec.CodingModel(args.model)
   image, channels = images.read(args.image)

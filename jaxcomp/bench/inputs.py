@@ -6,6 +6,7 @@ does (through the symbol statistics), so pass a trained model (`--model`) for co
 mean something.
 """
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -35,7 +36,6 @@ def write_image(path, height, width, seed=0):
 
 def untrained_variables(arch, quality=1, seed=0, dtype=np.float32):
   """(model, variables) of a freshly initialised model with refit z quantiles."""
-  import jax  # pylint: disable=g-import-not-at-top
 
   model = models.build(arch, quality=quality, dtype=dtype)
   return model, models.refit_quantiles(models.init(model, jax.random.PRNGKey(seed)))

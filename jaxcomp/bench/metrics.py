@@ -26,6 +26,12 @@ import json
 import statistics
 import time
 
+import jax
+import numpy as np
+
+from jaxcomp.errors import UserError
+from jaxcomp.metrics import registry
+
 DEFAULT_METRICS = ("mse", "ssim", "ms_ssim", "gmsd", "lpips", "dists", "fsim", "vsi", "nlpd")
 
 
@@ -49,9 +55,6 @@ def _median_time(fn, repeats):
 
 
 def _time_jax(name, x, y, repeats):
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
-
   metric = registry.loss(name)
   step = jax.jit(jax.value_and_grad(lambda p, x, y: metric.loss_fn(p, x, y).sum(), argnums=1))
   x, y = jax.device_put(x), jax.device_put(y)
@@ -129,9 +132,6 @@ def _time_reference(name, x, y, repeats):
 
 
 def run(args):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxcomp.errors import UserError  # pylint: disable=g-import-not-at-top
-
   names = [n.strip() for n in args.metrics.split(",") if n.strip()]
   rng = np.random.RandomState(0)
   h, w = args.size

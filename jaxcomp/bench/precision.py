@@ -23,7 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcomp import images
 from jaxcomp.bench import inputs, timing
+from jaxcomp.codec import export
 from jaxcomp.codec import models
 
 RATE_TOLERANCE = 0.01  # relative
@@ -86,9 +88,6 @@ def compare(model, variables, x, repeats=1):
 
 
 def run(args):
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-  from jaxcomp import images  # pylint: disable=g-import-not-at-top
-
   if args.model:
     model, variables, _ = export.load(args.model)
   else:

@@ -35,10 +35,12 @@ import json
 import os
 import shutil
 
-import numpy as np
 from flax import traverse_util
+import jax
+import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from jaxcomp import saliency
 from jaxcomp import zoo
 from jaxcomp.codec import models
 from jaxcomp.codec import tables as coding_tables
@@ -189,7 +191,6 @@ def saliency_model(path, config):
   if not any(saliency_flags(config)):
     return None
   path = zoo.resolve(path)
-  from jaxcomp import saliency  # pylint: disable=g-import-not-at-top
 
   spec = config["saliency"]["model"]
   if spec == "learned":
@@ -246,7 +247,6 @@ def load_for_coding(path):
 
 def check_shapes(model, variables, where):
   """Raises UserError unless `variables` has exactly the model's variable names and shapes."""
-  import jax  # pylint: disable=g-import-not-at-top
 
   expected = jax.eval_shape(lambda: models.init(model, jax.random.PRNGKey(0)))
   want = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(expected, sep="/").items()}

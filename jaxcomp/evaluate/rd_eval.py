@@ -25,11 +25,18 @@ import tempfile
 import time
 from typing import Callable, Optional, Tuple
 
+import jax
 import numpy as np
 from PIL import Image
 
+from jaxcomp import images
+from jaxcomp.codec import export
+from jaxcomp.codec import ratemap
+from jaxcomp.coding import codec as coding_codec
 from jaxcomp.errors import UserError
+from jaxcomp.evaluate import plots
 from jaxcomp.evaluate import results, saliency_stats
+from jaxcomp.metrics import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,20 +83,18 @@ def anchor_codec(anchor, qualities=None):
 
 def model_codec(model_dirs, name):
   """`Codec` whose points are exported model directories (loaded here; UserError if invalid)."""
-  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
-
   points = []
   for path in model_dirs:
-    cm = codec.CodingModel(path)
+    cm = coding_codec.CodingModel(path)
 
     def encode(image, out, cm=cm):
-      data = codec.compress(cm, image[None], channels=[3])[0]
+      data = coding_codec.compress(cm, image[None], channels=[3])[0]
       with open(out, "wb") as f:
         f.write(data)
 
     def decode(src, cm=cm):
       with open(src, "rb") as f:
-        return codec.decompress(cm, f.read(), where=src)
+        return coding_codec.decompress(cm, f.read(), where=src)
 
     points.append(Point(label=path, extension=".jxc", encode=encode, decode=decode, warm_up=True,
                         rate_map=_model_rate_map(path)))
@@ -108,9 +113,6 @@ def _model_rate_map(model_dir):
 
   @functools.lru_cache(maxsize=1)
   def loaded():
-    import jax  # pylint: disable=g-import-not-at-top
-    from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-
     model, variables, config = export.load(model_dir)
     encoder_saliency = export.saliency_model(model_dir, config)
     if encoder_saliency is not None:  # as `CodingModel.saliency_map` computes it
@@ -119,8 +121,6 @@ def _model_rate_map(model_dir):
     return model, jax.device_put(variables), encoder_saliency
 
   def rate_map(image):
-    from jaxcomp.codec import ratemap  # pylint: disable=g-import-not-at-top
-
     model, variables, encoder_saliency = loaded()
     saliency = None
     if encoder_saliency is not None:
@@ -131,8 +131,6 @@ def _model_rate_map(model_dir):
 
 
 def _arch(model_dir):
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
-
   config = export.read_config(model_dir)
   return f"{config['arch']} N={config['N']} M={config['M']}"
 
@@ -155,8 +153,6 @@ def load_metrics(names=None):
   Returns:
     ([MetricFn], {name: reason} of the metrics skipped for lack of weights when names is None).
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
   skipped = {}
   everything = names is None
@@ -255,8 +251,6 @@ def _clock(seconds):
 
 
 def _read(path):
-  from jaxcomp import images  # pylint: disable=g-import-not-at-top
-
   try:
     return images.read(path)[0]
   except (UserError, OSError) as e:
@@ -357,8 +351,6 @@ def rate_map_path(folder, curve, point_index, image_name):
 
 
 def _overlay(folder, codec, i, name, image, rate_map, region, values):
-  from jaxcomp.evaluate import plots  # pylint: disable=g-import-not-at-top
-
   title = (f"{name}, {codec.name} point {i} ({os.path.basename(codec.points[i].label)}): "
            f"{values[results.RATE_KEY]:.3f} bpp file, {float(np.mean(rate_map)):.3f} bpp map")
   if "salient_bits_share" in values:

@@ -34,6 +34,7 @@ import numpy as np
 from jaxcomp.errors import UserError
 from jaxcomp.evaluate import saliency_stats
 from jaxcomp.fileio import atomic_path
+from jaxcomp.metrics import registry
 
 RATE_KEY = "bpp"
 TIME_KEYS = ("encoding_time", "decoding_time")
@@ -66,7 +67,6 @@ def higher_is_better(key):
   name = metric_name(key)
   if name in LOWER_IS_BETTER or name in HIGHER_IS_BETTER:
     return name not in LOWER_IS_BETTER
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
   try:
     return registry.get(name).kind != "distance"

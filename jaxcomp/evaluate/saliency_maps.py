@@ -16,6 +16,7 @@ nothing written).
 
 import os
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -45,7 +46,6 @@ class Source:
 
 def model_source(model):
   """`Source` running a `jaxcomp.saliency.SaliencyModel` (jitted) on each original image."""
-  import jax  # pylint: disable=g-import-not-at-top
 
   apply = jax.jit(model.apply)
 

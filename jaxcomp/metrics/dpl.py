@@ -9,6 +9,7 @@ jaxcomp.metrics so that the registry finds it for `jaxcomp metric` and training 
 """
 
 from jaxcomp.errors import UserError
+from jaxcomp.metrics import dpl_heads
 from jaxcomp.metrics import lpips
 from jaxcomp.metrics import registry
 from jaxcomp.nets import vgg16
@@ -16,7 +17,6 @@ from jaxcomp.nets import vgg16
 
 def load_params(path):
   """{'vgg': VGG16 variables (fine-tuned if saved, else pretrained), 'lin': 5 arrays [C_k]}."""
-  from jaxcomp.metrics import dpl_heads  # pylint: disable=g-import-not-at-top
 
   lin, meta = dpl_heads.load(path)
   backbone = dpl_heads.load_backbone(path, meta)

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from jaxcomp.errors import UserError
+from jaxcomp.evaluate import anchors
 from jaxcomp.images import read_rgb
 from jaxcomp.perceptual import twoafc
 
@@ -45,7 +46,6 @@ def _code(anchor, patch, quality):
 
 def build_split(photos_dir, triplets, *, size=64, anchor_spec="jpeg,webp", seed=0):
   """(Split with judge None, info dict): `triplets` compression triplets from `photos_dir`."""
-  from jaxcomp.evaluate import anchors  # pylint: disable=g-import-not-at-top
 
   settings = [(a, q) for a in anchors.resolve(anchor_spec) for q in a.qualities
               if q <= MAX_QUALITY]

@@ -8,6 +8,7 @@ ties). Batches have a fixed size (the last one padded) so that jitted metrics co
 import numpy as np
 
 from jaxcomp.errors import UserError
+from jaxcomp.metrics import registry
 from jaxcomp.perceptual import twoafc
 
 BATCH = 16
@@ -33,7 +34,6 @@ def distances(metric, ref, p, batch=BATCH):
 
 def score_metrics(names, split, batch=BATCH):
   """{name: 2AFC score} of each registered metric name on `split` (a twoafc.Split)."""
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
   metrics = [registry.get(n) for n in names]  # unknown names / missing weights fail first
   scores = {}

@@ -35,6 +35,7 @@ import numpy as np
 
 from jaxcomp import pixels
 from jaxcomp.errors import UserError
+from jaxcomp.saliency import learned
 from jaxcomp.saliency.sdsp import sdsp
 
 RANGE_TOLERANCE = 1e-5
@@ -97,8 +98,6 @@ def _learned_dir(spec):
 @functools.lru_cache(maxsize=8)
 def _load_learned(path, mtime):
   del mtime  # part of the cache key: a retrained folder is read again
-  from jaxcomp.saliency import learned  # pylint: disable=g-import-not-at-top
-
   params, config, _ = learned.load(path)
   return params, learned.make_apply(config)
 

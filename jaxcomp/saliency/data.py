@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxcomp.errors import UserError
 from jaxcomp.images import read_rgb
+from jaxcomp.saliency import read_map
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -99,8 +100,6 @@ def pair_files(images_dir, maps_dir, fixations_dir=None):
 
 def load_sample(sample):
   """(image [H, W, 3] uint8, map [H, W] float32, fixations [H, W] bool or None) of one sample."""
-  from jaxcomp.saliency import read_map  # pylint: disable=g-import-not-at-top
-
   image = read_rgb(sample.image)
   size = image.shape[:2]
   smap = read_map(sample.map)

@@ -30,7 +30,11 @@ maps with pysaliency and tests/test_saliency_models.py compares (fixture in
 tests/fixtures/saliency/). Pure numpy, float64.
 """
 
+import jax.numpy as jnp
 import numpy as np
+
+from jaxcomp.errors import UserError
+from jaxcomp.saliency import data
 
 KLD_EPS = 2.2204e-16
 METRICS = ("auc_judd", "cc", "nss", "kld", "sim")
@@ -151,8 +155,6 @@ def evaluate_models(models, samples, log=None):
 
   Each image is predicted at its own size and compared with its own map (and fixations).
   """
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxcomp.saliency import data  # pylint: disable=g-import-not-at-top
 
   accumulators = {m.name: Accumulator() for m in models}
   for i, sample in enumerate(samples):
@@ -166,7 +168,6 @@ def evaluate_models(models, samples, log=None):
       try:
         accumulators[model.name].add(pred, target, fixations)
       except ValueError as e:  # data that the metrics cannot score, e.g. every pixel fixated
-        from jaxcomp.errors import UserError  # pylint: disable=g-import-not-at-top
         raise UserError(f"{sample.stem}: {e}") from e
     if log and (i + 1) % 100 == 0:
       log(f"evaluated {i + 1}/{len(samples)} images")

@@ -23,12 +23,12 @@ import re
 import sys
 import time
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from absl import logging
-
+from jaxcomp.codec import export, models
 from jaxcomp.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -379,7 +379,6 @@ def load_params(workdir, step=None):
 
 def export_model(workdir, out, step=None):
   """Writes the exported model of a workdir's checkpoint (z quantiles refit). Returns the step."""
-  from jaxcomp.codec import export, models  # pylint: disable=g-import-not-at-top
 
   config = read_config(workdir)
   params, step = load_params(workdir, step)
@@ -409,7 +408,6 @@ def training_record(config, step):
      'num_train_steps'}: init_from made absolute when it is a path that exists, with the parent
     exported model's fingerprint when it has one (None otherwise).
   """
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
 
   parent, fingerprint = config.get("init_from") or None, None
   if parent and os.path.exists(parent):

@@ -33,6 +33,7 @@ from typing import Any, Callable, Tuple
 import jax.numpy as jnp
 
 from jaxcomp.errors import UserError
+from jaxcomp.metrics import registry
 
 SALIENCY_SUFFIX = "@saliency"
 _NUMBER = re.compile(r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$")
@@ -152,7 +153,6 @@ def create(spec, alpha=0.0):
   Raises UserError for unknown metrics, metrics without a loss, or `@saliency` on a loss that
   has no spatial map.
   """
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
   fns, params = [], []
   terms = parse(spec)

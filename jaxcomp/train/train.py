@@ -15,20 +15,23 @@ import signal
 import threading
 import time
 
+from absl import logging
+from flax import jax_utils
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
-from flax import jax_utils
-from jax.experimental import multihost_utils
 
 from jaxcomp import progress
 from jaxcomp import saliency as saliency_lib
 from jaxcomp import zoo
+from jaxcomp.codec import export
 from jaxcomp.codec import models
 from jaxcomp.errors import UserError
+from jaxcomp.metrics import registry
 from jaxcomp.train import checkpoint, input_pipeline, step
+from jaxcomp.train import distortion as distortion_lib
 
 INIT_IMAGE_SIZE = (64, 64)  # the model is fully convolutional: any size gives the same params
 
@@ -82,7 +85,6 @@ def create_distortion(name):
   """
   if name == "mse":
     return step.mse_distortion, None
-  from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
 
   metric = registry.loss(name)
   return metric.loss_fn, metric.params
@@ -103,7 +105,6 @@ def create_objective(config, model):
   `distortion.Distortion` over the config's terms, and `saliency` is the saliency model's pure
   `apply` (its weights in `saliency_params`) whenever a term or the encoder needs the map.
   """
-  from jaxcomp.train import distortion as distortion_lib  # pylint: disable=g-import-not-at-top
 
   spec, alpha, _, _ = saliency_settings(config)
   terms = distortion_lib.parse(config.distortion)
@@ -157,7 +158,6 @@ def load_init_params(path, params):
   quantization-step branch h_q the loaded model lacks keeps its initialization (which starts at
   step 1, i.e. at the loaded model).
   """
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
 
   path = zoo.resolve(path)
   if os.path.isfile(os.path.join(path, export.CONFIG_FILE)):
@@ -252,8 +252,6 @@ class Evaluator:
 
   @staticmethod
   def _load_metrics(names):
-    from jaxcomp.metrics import registry  # pylint: disable=g-import-not-at-top
-
     if names == "all":
       names = [n for n in registry.names() if ":" not in n]
     else:
