@@ -19,7 +19,7 @@ Batch mode (many subjects at once): the n-1 pairs of the maximum spanning tree o
 pairs are chosen; a server hands them out to concurrent subjects before it recomputes.
 
 Cost for C conditions: one Newton fit on a [C, C] Hessian, one pseudo-inverse, and [C², 24]
-entropy terms: about 0.1 s for C = 100 on one CPU core (see `docs/study_load.md`).
+entropy terms: 66 ms for C = 100 on one shared core of the 2-core Xeon in `docs/study_load.md`.
 """
 
 import numpy as np

@@ -57,6 +57,8 @@ def add_arguments(parser):
   parser.add_argument("--max-seconds", type=float, default=90.0, help="per run (default 90)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--out", default=None, help="write the results JSON here")
+  parser.add_argument("--plot", default=None, metavar="PNG",
+                      help="votes/s and p50/p99 latency per run")
   parser.add_argument("--json", action="store_true", help="last stdout line: the results JSON")
 
 
@@ -157,12 +159,13 @@ class Server:
       return json.loads(response.read())
 
   def kill_one_worker(self):
-    """SIGKILLs one worker; returns its pid (None if none was found)."""
+    """SIGKILLs the busiest worker (most CPU so far: it holds connections); returns its pid."""
     pids = worker_pids(self.process.pid)
     if not pids:
       return None
-    os.kill(pids[0], signal.SIGKILL)
-    return pids[0]
+    busiest = max(pids, key=cpu_seconds)
+    os.kill(busiest, signal.SIGKILL)
+    return busiest
 
   def stop(self):
     if self.process.poll() is None:
@@ -264,6 +267,7 @@ def run(args):
           url = (f"sqlite:///{os.path.join(tmp, f'votes-{k}.db')}" if name == "sqlite"
                  else args.postgres)
           result = run_one(study_dir, url, workers, args, kill, expected, log)
+          result["think_ms"] = args.think_ms
           report["runs"].append(result)
           print(_line(result), flush=True)
   report["speedup"] = _speedups(report["runs"], counts)
@@ -272,6 +276,8 @@ def run(args):
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1)
+  if args.plot:
+    plot(report["runs"], args.plot)
   if args.json:
     print(json.dumps(report))
   return 0
@@ -299,3 +305,34 @@ def _speedups(runs, counts):
     if one and top and one[0]["votes_per_s"]:
       out[name] = round(top[0]["votes_per_s"] / one[0]["votes_per_s"], 2)
   return out
+
+
+def label(run):
+  """'sqlite x4 +kill'-style name of a run (after its 'tag', if it has one)."""
+  return (f"{run['tag']}: " if run.get("tag") else "") + (
+      f"{run['database']} x{run['workers']}" + (" +kill" if run["kill"] else "")
+          + (f" think {run['think_ms']:g} ms" if run.get("think_ms") else ""))
+
+
+def plot(runs, path):
+  """Bars of votes/s and of p50/p99 latency (log scale), one pair per run, into `path`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  names = [label(r) for r in runs]
+  x = np.arange(len(runs))
+  figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  colors = ["tab:blue" if r["database"] == "sqlite" else "tab:orange" for r in runs]
+  left.bar(x, [r["votes_per_s"] for r in runs], color=colors)
+  left.set(ylabel="acknowledged votes / s", title="throughput (100 subjects at once)")
+  right.bar(x - 0.2, [r["p50_ms"] for r in runs], 0.4, label="p50", color="tab:gray")
+  right.bar(x + 0.2, [r["p99_ms"] for r in runs], 0.4, label="p99", color="tab:red")
+  right.axhline(250, color="black", linestyle=":", linewidth=0.8)
+  right.set(ylabel="request latency (ms)", yscale="log", title="latency, all requests")
+  right.legend()
+  for axis in (left, right):
+    axis.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
