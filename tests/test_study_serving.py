@@ -151,3 +151,15 @@ def test_serve_cli_refuses_bad_settings(tmp_path, capsys):
     port = busy.getsockname()[1]
     assert cli.main(["study", "serve", "--study", folder, "--port", str(port)]) == 2
     assert "cannot listen on 127.0.0.1:" in capsys.readouterr().err
+
+
+def test_bench_study_reports_and_reconciles(capsys):
+  assert cli.main(["bench", "study", "--subjects", "3", "--trials", "2", "--workers", "1",
+                   "--databases", "sqlite", "--size", "32", "--json"]) == 0
+  report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  (run,) = report["runs"]
+  assert run["database"] == "sqlite" and run["workers"] == 1 and run["finished"] == 3
+  assert run["votes"] == 3 * 4 and run["acknowledged"] == 3 * 2  # Training votes not exported.
+  assert run["lost"] == 0 and run["duplicated"] == 0 and not run["errors"]
+  assert run["votes_per_s"] > 0 and 0 < run["p50_ms"] <= run["p99_ms"]
+  assert report["machine"]["cores_total"] >= 1

@@ -43,7 +43,8 @@ def add_arguments(parser):
   parser.add_argument("--trials", type=int, default=10,
                       help="main trials per subject (+2 training, +1 golden per 5; default 10)")
   parser.add_argument("--design", default="adjacent", choices=("adjacent", "full", "random",
-                                                                "active"))
+                                                                "active"),
+                      help="pair design of the synthetic study (default adjacent)")
   parser.add_argument("--size", type=int, default=256, help="stimulus side in pixels")
   parser.add_argument("--think-ms", type=float, default=0.0,
                       help="mean pause before each vote (exponential; 0: as fast as possible)")
@@ -55,7 +56,7 @@ def add_arguments(parser):
   parser.add_argument("--kill", action="store_true",
                       help="also run the largest worker count with one worker SIGKILLed mid-run")
   parser.add_argument("--max-seconds", type=float, default=90.0, help="per run (default 90)")
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=0, help="seed of the subjects' choices")
   parser.add_argument("--out", default=None, help="write the results JSON here")
   parser.add_argument("--plot", default=None, metavar="PNG",
                       help="votes/s and p50/p99 latency per run")
@@ -241,7 +242,10 @@ def machine():
 
 
 def run(args):
-  counts = [int(w) for w in args.workers.split(",") if w.strip()]
+  try:
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
+  except ValueError:
+    counts = []
   if not counts or min(counts) < 1 or args.subjects < 1 or args.trials < 1 or args.threads < 1:
     raise UserError("need --workers like 1,4 (each >= 1), --subjects, --trials, --threads >= 1")
   if not 0 < args.max_seconds <= 600:
