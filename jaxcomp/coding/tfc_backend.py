@@ -41,10 +41,13 @@ class Coder:
   def encode(self, values, rows):
     """values, rows: [n] integer arrays (|values| <= 2^30, rows in [0, R)) -> bytes."""
     rows, symbols = self._symbols_and_rows(values, rows)
-    with tf.device("/cpu:0"):
-      handle = tfc.create_range_encoder([], self._lookup)
-      handle = tfc.entropy_encode_index(handle, rows, symbols)
-      return tfc.entropy_encode_finalize(handle).numpy()
+    try:
+      with tf.device("/cpu:0"):
+        handle = tfc.create_range_encoder([], self._lookup)
+        handle = tfc.entropy_encode_index(handle, rows, symbols)
+        return bytes(tfc.entropy_encode_finalize(handle).numpy())
+    except tf.errors.OpError as e:  # e.g. re-encoding what a crafted stream decoded to
+      raise ValueError(e.message.splitlines()[0]) from None
 
   def decode(self, data, rows):
     """Inverse of `encode`: (bytes, rows [n]) -> [n] int32 values. ValueError on bad input."""
