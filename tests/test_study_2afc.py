@@ -133,7 +133,7 @@ def test_prepare_2afc_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys)
   broken = tmp_path / "broken"
   make_triplets(broken, 3)
   (broken / "ref" / "000001.png").write_bytes(b"not a png")
-  _expect_error(capsys, prepare(broken), "cannot read image", out)
+  _expect_error(capsys, prepare(broken), "as an image", out)
 
 
 def _client(out, tmp_path):
