@@ -10,6 +10,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from jaxcomp import cli
 from jaxcomp.study import db, manifest, schedule, server
 from test_study_server import AUTH, GOOD, TOKEN, make_study
 from test_study_server import study_app  # pylint: disable=unused-import
@@ -149,3 +150,15 @@ def test_failures_answer_json_without_traceback(tmp_path, monkeypatch, caplog):
   gone = db.open_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
   client = server.create_app(study, folder, gone, TOKEN).test_client()
   _check(client.post("/api/session", json={"consent": True, "display": GOOD}), 503, "no db")
+
+
+def test_a_database_of_an_older_jaxcomp_is_refused_in_one_line(tmp_path, capsys):
+  folder = make_study(str(tmp_path / "study"))
+  path = tmp_path / "old.db"
+  old = sa.create_engine(f"sqlite:///{path}")
+  with old.begin() as conn:  # The trials table before `pending` existed.
+    conn.exec_driver_sql("CREATE TABLE trials (id INTEGER PRIMARY KEY, subject_id VARCHAR(64))")
+  old.dispose()
+  assert cli.main(["study", "serve", "--study", folder, "--db", f"sqlite:///{path}"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and err.count("\n") == 1 and "older jaxcomp" in err, err
