@@ -12,6 +12,8 @@ import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import sqlalchemy as sa
@@ -95,7 +97,11 @@ def test_workers_keep_the_rules_under_concurrency_and_a_killed_worker(database, 
       sid, racer_acked = _racing_session(server.port)  # Before the kill: every answer counts.
       outcomes, _ = load.run_subjects("127.0.0.1", server.port, SUBJECTS, seed=1,
                                       max_seconds=120, on_progress=kill_once)
-      export = server.get_json("/admin/export.json")
+      export = server.get_json("/admin/export.json")  # Token in the Authorization header.
+      with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(
+            f"http://127.0.0.1:{server.port}/admin/progress?token={loadbench.TOKEN}", timeout=30)
+      assert refused.value.code == 400
       deadline = time.monotonic() + 60
       while time.monotonic() < deadline and len(loadbench.worker_pids(server.process.pid)) < 2:
         time.sleep(0.2)
@@ -113,6 +119,7 @@ def test_workers_keep_the_rules_under_concurrency_and_a_killed_worker(database, 
   pids = {json.loads(line)["pid"] for line in log_path.read_text().splitlines()
           if line.startswith("{")}
   assert len(pids) >= 2  # Both workers served.
+  assert loadbench.TOKEN not in log_path.read_text()  # Neither the header nor the URL is logged.
 
   engine = db.open_engine(database)
   with engine.connect() as conn:

@@ -7,6 +7,7 @@ BAPPS-layout split (exported as a judged split by `export-bapps`).
 
 import csv
 import json
+import logging
 import os
 import secrets
 import sys
@@ -272,6 +273,7 @@ def run_serve(args):
   if not args.debug:
     return serving.serve(options)
   serving.configure_logging()
+  logging.getLogger("werkzeug").setLevel(logging.ERROR)  # Its request lines hold query strings.
   db.connect(url).dispose()
   serving.build_app(options).run(host=args.host, port=args.port, threaded=True)
   return 0
