@@ -7,7 +7,6 @@ holds no token, query string or session id; failures answer JSON without a trace
 
 import logging
 
-import pytest
 import sqlalchemy as sa
 
 from jaxcomp import cli
