@@ -209,7 +209,7 @@ def _pick(conn, design, scene, subject_id, judged):
     left = [p for p in order if p not in done]
     return (names[left[0][0]], names[left[0][1]]) if left else None
   counts = _group_counts(conn, scene["id"], names)
-  scores = scaling.bradley_terry(counts, alpha=ADJACENT_ALPHA, tol=1e-6)
+  scores = scaling.bradley_terry(counts, alpha=ADJACENT_ALPHA, tol=1e-4)  # A ranking suffices.
   candidates = designs.adjacent_round(scores, done, seed)
   if not candidates:
     return None
