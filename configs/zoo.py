@@ -6,10 +6,10 @@ at CompressAI's quality-2 lambda; the other rate points are fine-tuned from it a
 (fewer steps, lr 1e-4), as CompressAI's own higher/lower-rate models share their recipe.
 
 Args (after ':'):
-  base        from scratch, lambda 0.0035 (CompressAI q2), 10,000 steps, lr 3e-4 -> 3e-5 at 85 %.
+  base        from scratch, lambda 0.0035 (CompressAI q2), 6,500 steps, lr 3e-4 -> 3e-5 at 85 %.
   q1 .. q8    fine-tune at that quality's lambda (CompressAI's MSE lambdas 0.0018 .. 0.18) from
               the base: set --config.init_from to the base run's workdir or exported model.
-              2,500 steps, lr 1e-4 -> 1e-5 at 80 %.
+              1,500 steps, lr 1e-4 -> 1e-5 at 80 %.
   quickstart  what `jaxcomp quickstart` trains in a few minutes: N=48, M=64, 128x128 crops.
 
     python -m jaxcomp.train --config=configs/zoo.py:base --workdir=runs/zoo-base \
@@ -36,7 +36,7 @@ def _small(config):
   config.eval.every_steps = 0  # the zoo is evaluated on held-out photos with real bitstreams
   config.log_every_steps = 100
   config.checkpoint_every_steps = 500
-  config.keep_checkpoints = 2
+  config.keep_checkpoints = 3
   config.data.cache_images = 16
   return config
 
@@ -47,13 +47,13 @@ def get_config(arg=None):
     return config_lib.quickstart(config_lib.base(ARCH, quality or 3))
   if "base" in tokens or quality is None:
     config = _small(config_lib.base(ARCH, quality or BASE_QUALITY))
-    config.num_train_steps = 10_000
+    config.num_train_steps = 6_500
     config.learning_rate = 3e-4
     config.lr_drop_fractions = (0.85,)
     return config
   config = _small(config_lib.base(ARCH, quality))
   config.init_required = True  # a fine-tune: --config.init_from names the base run
-  config.num_train_steps = 2_500
+  config.num_train_steps = 1_500
   config.learning_rate = 1e-4
   config.lr_drop_fractions = (0.8,)
   return config
