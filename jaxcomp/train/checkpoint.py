@@ -184,14 +184,18 @@ def _intact(manager, steps, restore_one, parts, target=None):
       reason = f"unreadable ({_first_line(e)[:200]})"
     if reason is None:
       if bad:
-        logging.warning("using checkpoint %d, the newest intact one in %s", step,
-                        manager.directory)
+        _warn(f"using checkpoint {step}, the newest intact one in {manager.directory}")
       return step, restored
     where = os.path.join(str(manager.directory), str(step))
-    logging.warning("checkpoint %s is corrupt (%s); skipping it", where, reason)
-    sys.stderr.write(f"warning: checkpoint {where} is corrupt ({reason}); skipping it\n")
+    _warn(f"checkpoint {where} is corrupt ({reason}); skipping it")
     bad.append(f"{step} ({reason})")
   raise UserError(f"no intact checkpoint in {manager.directory}: {'; '.join(bad)}")
+
+
+def _warn(message):
+  """One `warning: ...` line on stderr (also in the absl log at INFO level, for log files)."""
+  logging.info("warning: %s", message)
+  sys.stderr.write(f"warning: {message}\n")
 
 
 def _set_aside(manager, steps):
