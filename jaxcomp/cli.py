@@ -63,6 +63,11 @@ def main(argv=None):
   except KeyboardInterrupt:
     sys.stderr.write("error: interrupted\n")
     return 130
+  except (MemoryError, RuntimeError) as e:  # XlaRuntimeError is a RuntimeError
+    if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    sys.stderr.write("error: out of memory (a smaller image, or a lower --max-pixels / "
+                     "$JAXCOMP_MAX_PIXELS, bounds it)\n")
   return 2
 
 

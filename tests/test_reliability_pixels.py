@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from coding_models import fixture_image
@@ -84,3 +85,16 @@ def test_limit_is_overridable(tmp_path, hyperprior_dir, monkeypatch, capsys):
   assert cli.main(["compress", "--model", hyperprior_dir, cups, jxc]) == 2
   _one_line_error(capsys.readouterr().err, pixels.ENV)
   monkeypatch.setattr(pixels, "_override", None)
+
+
+def test_out_of_memory_above_a_raised_limit_is_one_line(tmp_path, hyperprior_dir, monkeypatch,
+                                                        capsys):
+  """With the limit raised by the user, XLA's RESOURCE_EXHAUSTED (a RuntimeError) is one line."""
+  def exhausted(*args, **kwargs):
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 27717025792 "
+                                     "bytes.")
+
+  monkeypatch.setattr(codec, "compress", exhausted)
+  cups = save_image(tmp_path / "cups.png", fixture_image("cups_61x37.png"))
+  assert cli.main(["compress", "--model", hyperprior_dir, cups, str(tmp_path / "c.jxc")]) == 2
+  _one_line_error(capsys.readouterr().err, "out of memory", "--max-pixels")
