@@ -119,8 +119,15 @@ def test_server_hands_out_queued_pairs_to_concurrent_subjects(active_app):
     by_scene.setdefault(r["scene"], []).append((r["condition_a"], r["condition_b"]))
   for pairs in by_scene.values():  # A batch of 3 pairs per 4-condition scene: all different.
     assert len(set(pairs)) == len(pairs)
+  def queued():
+    with engine.connect() as conn:
+      return conn.execute(sa.select(sa.func.count()).select_from(db.pair_queue)).scalar()
+
   for sid, trial in zip(sessions, firsts):
     assert _vote(client, sid, trial).status_code == 200
+    before = queued()
+    assert client.get(f"/api/session/{sid}").json["finished"] is False
+    assert queued() == before  # Asking for progress claims no pair.
     while True:
       data = client.get(f"/api/session/{sid}/next").json
       if data["done"]:

@@ -65,7 +65,8 @@ def total_trials(study):
 
 def finished(conn, study, subject_id, existing):
   """Whether the subject voted on every assigned trial and no further trial is due."""
-  return all(t["voted"] for t in existing) and _plan(conn, study, subject_id, existing) is None
+  return all(t["voted"] for t in existing) and _plan(conn, study, subject_id, existing,
+                                                      claim=False) is None
 
 
 def next_trial(engine, study, subject_id):
@@ -140,7 +141,7 @@ def _insert(conn, study, subject_id, position, plan):
   return {**row, "voted": False}
 
 
-def _plan(conn, study, subject_id, existing):
+def _plan(conn, study, subject_id, existing, claim=True):
   """(kind, scene, (c1, c2), expected) of the next trial, or None."""
   training = study.get("training", [])
   if len(existing) < len(training):
@@ -164,7 +165,7 @@ def _plan(conn, study, subject_id, existing):
     return None if scene is None else ("main", scene["id"], tuple(scene["conditions"]), None)
   for step in range(len(scenes)):
     scene = scenes[order[(len(main) + step) % len(scenes)]]
-    pair = _pick(conn, design, scene, subject_id, judged)
+    pair = _pick(conn, design, scene, subject_id, judged, claim)
     if pair is not None:
       return "main", scene["id"], pair, None
   return None
@@ -192,13 +193,18 @@ def _unit(kind, unit):
   return kind, unit["scene"], tuple(unit["conditions"]), unit["expected"]
 
 
-def _pick(conn, design, scene, subject_id, judged):
-  """A pair of `scene` unjudged by the subject, by the design; None if all are judged."""
+def _pick(conn, design, scene, subject_id, judged, claim=True):
+  """A pair of `scene` unjudged by the subject, by the design; None if all are judged.
+
+  With `claim` False the active design only says whether one is left (its queue is untouched).
+  """
   names = sorted(scene["conditions"])
   done = {tuple(sorted((names.index(a), names.index(b))))
           for s, a, b in judged if s == scene["id"]}
   seed = design.get("seed", 0)
   if design["name"] == "active":
+    if not claim:
+      return None if len(done) == len(names) * (len(names) - 1) // 2 else names[:2]
     pair = _claim_active(conn, scene["id"], names, subject_id, done)
     return None if pair is None else (names[pair[0]], names[pair[1]])
   if design["name"] in ("full", "random"):
