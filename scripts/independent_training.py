@@ -1,11 +1,11 @@
 """Independent training at CPU scale: jaxcomp and CompressAI from scratch, same recipe, real files.
 
     taskset -c 0 python scripts/independent_training.py --work /tmp/independent \
-        [--seeds 0,1] [--lmbdas 0.0067,0.025] [--steps 600] [--stage all|train|eval|report]
+        [--seeds 0,1] [--lmbdas 0.0067] [--steps 600] [--stage all|train|eval|report]
 
 Both frameworks train bmshj2018-hyperprior (N=32, M=48) from scratch on 128x128 crops of
 ../shared/data/train, batch 8, Adam lr 1e-3 with a x0.1 drop at 80% of the steps, gradient
-clipping 1.0, for each lambda (default CompressAI's qualities 3 and 5) and seed:
+clipping 1.0, for each lambda (default 0.0067, CompressAI's quality 3) and seed:
   jaxcomp     `python -m jaxcomp.train --config=configs/hyperprior.py:q3 ...` (the real trainer;
               the seed sets init, noise and data order; quantiles refit by bisection at export);
   CompressAI  scripts/training_parity_torch.py train (examples/train.py's step with its aux
@@ -54,6 +54,9 @@ FRAMEWORKS = ("jaxcomp", "compressai")
 
 
 def run_name(framework, lmbda, seed):
+  """'jaxcomp-l0.0067-s0'; 'compressai-refit' names CompressAI's run coded with refit quantiles."""
+  if framework == "compressai-refit":
+    return run_name("compressai", lmbda, seed) + "-refit"
   return f"{framework}-l{lmbda:g}-s{seed}"
 
 
@@ -134,7 +137,7 @@ def evaluate(args):
              args.photos, "--metrics", "psnr", "--name", name, "--out", out])
       model = os.path.join(args.work, run_name("compressai", lmbda, seed), "model.npz")
       for refit in (False, True):
-        name = run_name("compressai", lmbda, seed) + ("-refit" if refit else "")
+        name = run_name("compressai-refit" if refit else "compressai", lmbda, seed)
         out = os.path.join(args.work, f"eval-{name}.json")
         if not os.path.exists(out):
           run([REF_PYTHON, TORCH_SIDE, "eval", "--arch", ARCH, "--model", model, "--images",
@@ -278,7 +281,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--work", required=True, help="folder for the runs and evaluations")
   parser.add_argument("--seeds", default="0,1")
-  parser.add_argument("--lmbdas", default="0.0067,0.025")
+  parser.add_argument("--lmbdas", default="0.0067",
+                      help="comma-separated; two or more give BD-rate / BD-PSNR (e.g. 0.0067,0.025)")
   parser.add_argument("--steps", type=int, default=600)
   parser.add_argument("--data", default=os.path.join(SHARED, "data", "train"))
   parser.add_argument("--photos", default=os.path.join(SHARED, "data", "photos"))
