@@ -28,6 +28,7 @@ def _without_h_q(variables):
   return {**variables, "params": {k: v for k, v in variables["params"].items() if k != "h_q"}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(models.ARCHS))
 def test_a_new_step_branch_leaves_the_model_unchanged(arch):
   """h_q starts at step 1: bit for bit the model without it, in training and evaluation."""
@@ -45,6 +46,7 @@ def test_a_new_step_branch_leaves_the_model_unchanged(arch):
       np.testing.assert_array_equal(a["likelihoods"][key], b["likelihoods"][key])
 
 
+@pytest.mark.slow
 def test_steps_quantize_y_and_trade_rate_for_distortion():
   model = models.build("mbt2018-mean", 8, 12, adaptive_step=True)
   variables = models.init(model, jax.random.PRNGKey(0))
@@ -86,6 +88,7 @@ def step_model_dir(request, tmp_path_factory):
   return path
 
 
+@pytest.mark.slow
 def test_bitstreams_of_a_step_model_decode_to_the_model_output(step_model_dir):
   """Real files: decoding reproduces the model's own reconstruction, the file size is the model's
   rate (within 1 %), and the steps it coded with vary over the image."""
@@ -116,6 +119,7 @@ def test_model_description_must_say_true_or_false(tmp_path, step_model_dir):
     export.read_config(str(bad))
 
 
+@pytest.mark.slow
 def test_fine_tuning_adds_a_neutral_step_branch(tmp_path):
   """init_from a model without h_q: its weights load, h_q keeps its step-1 initialization."""
   plain = models.refit_quantiles(models.init(models.build("bmshj2018-hyperprior", 8, 12),

@@ -81,6 +81,7 @@ def test_scaling_gets_forced_devices_only_on_cpu(monkeypatch):
   assert "XLA_FLAGS" not in bench_all._child_env("codec", True, 8)
 
 
+@pytest.mark.slow
 def test_bench_all_writes_results_and_report_merges_them(tmp_path):
   out = tmp_path / "results" / "here.json"
   assert cli.main(["bench", "all", "--quick", "--only", "upsample", "--out", str(out)]) == 0

@@ -9,6 +9,8 @@ import coding_models
 from jaxcomp.bench import precision
 from jaxcomp.codec import compressai_import, models
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("arch", ["bmshj2018-hyperprior", "mbt2018-mean"])
 def test_bfloat16_rates_and_reconstructions_within_tolerance(arch):

@@ -45,6 +45,7 @@ def fx():
     return {k: f[k] for k in f.files}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".npz", ".pth.tar"])
 def test_convert_then_load_reproduces_compressai(tmp_path, capsys, fx, suffix):
   ckpt = _state_dict_file(tmp_path, fx, suffix)

@@ -45,6 +45,7 @@ def test_gaussian_likelihood_matches_compressai_in_the_tails(fx):
   np.testing.assert_allclose(lik, fx["gc_likelihood"], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k,s,p,h,w", [(5, 2, 2, 7, 9), (5, 2, 2, 4, 4), (3, 2, 1, 5, 6),
                                        (4, 2, 1, 3, 5), (6, 3, 2, 4, 3)])
 def test_upconv_equals_transposed_conv_forward_and_gradients(k, s, p, h, w):
@@ -75,6 +76,7 @@ def test_lower_bound_gradient_rule():
   np.testing.assert_array_equal(g(jnp.array([0.5, 2.0, 0.5])), [0.0, 1.0, -1.0])
 
 
+@pytest.mark.slow
 def test_fit_quantiles_solves_for_the_targets():
   params = small_model("bmshj2018-hyperprior")[1]["params"]["entropy_bottleneck"]
   q = entropy_bottleneck.fit_quantiles(params)
@@ -84,6 +86,7 @@ def test_fit_quantiles_solves_for_the_targets():
   assert np.all(q[:, 0] < q[:, 1]) and np.all(q[:, 1] < q[:, 2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(models.ARCHS))
 @pytest.mark.parametrize("h,w", [(1, 1), (65, 130), (17, 200)])
 def test_any_image_size_is_padded_and_cropped(arch, h, w):
@@ -95,6 +98,7 @@ def test_any_image_size_is_padded_and_cropped(arch, h, w):
   assert out["likelihoods"]["z"].shape == (1, hp // 64, wp // 64, 8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(models.ARCHS))
 @pytest.mark.parametrize("ste", [False, True])
 def test_training_mode_gradients_are_finite(arch, ste):

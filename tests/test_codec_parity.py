@@ -28,6 +28,7 @@ def _variables(fx):
   return models.build(arch, N, M), variables
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FIXTURES, ids=[os.path.basename(p)[:-4] for p in FIXTURES])
 def test_eval_mode_matches_compressai(path):
   fx = _load(path)

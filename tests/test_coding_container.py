@@ -1,5 +1,5 @@
 """The .jxc container: every damaged or mismatched file is refused, cleanly and quickly."""
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name
 
 import struct

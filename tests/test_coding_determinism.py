@@ -1,9 +1,10 @@
 """Encoder/decoder sync: batch size and device count never change what the decoder computes."""
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name,protected-access
 
 import jax
 import numpy as np
+import pytest
 
 from coding_models import fixture_image
 from jaxcomp.coding import codec, container
@@ -17,6 +18,7 @@ def _batch():
   return np.stack(crops)
 
 
+@pytest.mark.slow
 def test_eight_device_batch_decodes_one_image_at_a_time(hyperprior):
   assert len(jax.devices()) == 8, "tests/conftest.py forces 8 CPU devices"
   images = _batch()

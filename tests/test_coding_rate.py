@@ -2,7 +2,7 @@
 
 Full-size photos with the 128/192 model: scripts/rate_honesty.py.
 """
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name
 
 import functools
@@ -46,5 +46,6 @@ def test_rate_honesty_on_fixtures(hyperprior, hyperprior_dir, mean, mean_dir):
     _check(cm, path, fixture_image("kite_96x80.png")[None])
 
 
+@pytest.mark.slow
 def test_rate_honesty_on_photo_crops(hyperprior, hyperprior_dir):
   _check(hyperprior, hyperprior_dir, _photo_crops())

@@ -1,5 +1,5 @@
 """compress/decompress round trips (constriction backend) and the command line."""
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name
 
 import functools

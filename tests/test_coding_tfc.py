@@ -3,7 +3,7 @@
 Runs in the tfc environment (scripts/tfc_env.sh): tensorflow-compression 2.14.1, TensorFlow 2.14,
 jax 0.4.34, flax 0.10.4, numpy 1.26.
 """
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name,wrong-import-position
 
 import numpy as np

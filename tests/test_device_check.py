@@ -90,6 +90,7 @@ def smoke(tmp_path_factory):
   return max(code, step_code), data, out
 
 
+@pytest.mark.slow
 def test_smoke_json_contract(smoke):
   code, data, out = smoke
   assert code == 0
@@ -104,6 +105,7 @@ def test_smoke_json_contract(smoke):
   assert set(data["targets"]) == {"mfu_bf16", "training_throughput", "bit_exact"}
 
 
+@pytest.mark.slow
 def test_smoke_train_step_schema(smoke):
   part = smoke[1]["train_step"]
   assert (part["N"], part["M"], part["patch"]) == (16, 24, 64)
@@ -113,6 +115,7 @@ def test_smoke_train_step_schema(smoke):
   assert part["best"]["float32"]["images_per_s"] >= first["images_per_s"]
 
 
+@pytest.mark.slow
 def test_smoke_training_run_schema(smoke):
   part = smoke[1]["training_run"]
   assert "skipped" not in part, part
@@ -123,6 +126,7 @@ def test_smoke_training_run_schema(smoke):
   assert part["pipeline_headroom"] > 0
 
 
+@pytest.mark.slow
 def test_smoke_codec_and_determinism(smoke):
   data = smoke[1]
   codec = data["codec"]
@@ -140,6 +144,7 @@ def test_smoke_codec_and_determinism(smoke):
   assert {c["devices"] for c in cases} == {1, 2}  # conftest's forced host devices
 
 
+@pytest.mark.slow
 def test_report_merges_device_json(smoke, tmp_path):
   merged = tmp_path / "ci.json"  # both calls' parts in one file
   merged.write_text(json.dumps(smoke[1]))

@@ -1,5 +1,5 @@
 """Rate maps and salient-region statistics: `jaxcomp.codec.ratemap`, `jaxcomp eval --saliency`."""
-# Session fixtures are imported by name; pytest uses them as arguments.
+# Session fixtures (hyperprior, mean, ...) come from conftest.py's pytest_plugins.
 # pylint: disable=unused-import,redefined-outer-name
 
 import json

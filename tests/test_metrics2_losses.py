@@ -47,6 +47,7 @@ def _grad_fn(name, _cache={}):  # pylint: disable=dangerous-default-value
   return _cache[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["identical", "flat", "flat_identical", "black", "swapped",
                                   "random"])
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -148,6 +149,7 @@ def test_median_equals_numpy(n):
                                   np.sort(v, axis=-1)[:, (n - 1) // 2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsim", "vsi"])
 def test_gradient_is_finite_with_downsampling(name):
   """384x385 images: F = 2, so the gradient goes through the MATLAB-style average pooling."""

@@ -76,12 +76,14 @@ def test_sdsp_equals_piq():
   np.testing.assert_allclose(ours, expected.astype(np.float32), atol=1e-3)  # float16 fixture
 
 
+@pytest.mark.slow
 @NEEDS_TID2013
 def test_fsimc_equals_matlab_on_tid2013():
   x, y = metrics2_pairs.load_tid2013(TID2013)  # 512x384: F = 2
   np.testing.assert_allclose(fsim.fsim(x, y), MATLAB_FSIMC, atol=5e-5)  # 4 published decimals
 
 
+@pytest.mark.slow
 @NEEDS_TID2013
 def test_nlpd_equals_matlab_on_tid2013():
   x, y = metrics2_pairs.load_tid2013(TID2013)
@@ -90,6 +92,7 @@ def test_nlpd_equals_matlab_on_tid2013():
                              _reference("tid2013", "nlpd_pyiqa"), atol=1e-6)
 
 
+@pytest.mark.slow
 @NEEDS_TID2013
 def test_vsi_equals_piq_on_tid2013():
   x, y = metrics2_pairs.load_tid2013(TID2013)

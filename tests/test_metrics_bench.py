@@ -3,7 +3,11 @@
 import argparse
 import json
 
+import pytest
+
 from jaxcomp.bench import metrics as bench_metrics
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_metrics_json(capsys):

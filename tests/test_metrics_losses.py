@@ -74,6 +74,7 @@ def test_gradient_is_finite(name, kind):
     assert np.any(grad != 0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not weights.available(("vgg16", "lpips_vgg_v0.1", "dists")),
     reason=f"pretrained weights not cached in {weights.cache_dir()} (run `jaxcomp weights fetch`)")

@@ -57,6 +57,7 @@ def test_gmsd_equals_piq(name):
   np.testing.assert_allclose(gmsd.gmsd(x, y), _reference(name, "gmsd"), rtol=1e-3)
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 @pytest.mark.parametrize("name", SETS)
 def test_lpips_equals_lpips_package(name):
@@ -65,6 +66,7 @@ def test_lpips_equals_lpips_package(name):
       lpips.lpips(x, y, lpips.load_params()), _reference(name, "lpips"), atol=1e-4)
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 @pytest.mark.parametrize("name", SETS)
 def test_dists_equals_dists_pytorch(name):

@@ -90,6 +90,7 @@ def test_synthetic_judges_are_votes():
   assert judge.shape == (96,) and set(np.unique(judge * build.OBSERVERS)) <= set(range(6))
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_channel_stats_reproduce_lpips():
   from jaxcomp.metrics import lpips  # pylint: disable=g-import-not-at-top
@@ -106,6 +107,7 @@ def test_channel_stats_reproduce_lpips():
       np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 @NEEDS_PHOTOS
 def test_training_improves_uniform_heads_on_held_out_split():
@@ -123,6 +125,7 @@ def test_training_improves_uniform_heads_on_held_out_split():
   assert after > before + 0.03, (before, after)
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 @NEEDS_PHOTOS
 def test_train_cli_and_dpl_metric(tmp_path, capsys):
@@ -146,6 +149,7 @@ def test_train_cli_and_dpl_metric(tmp_path, capsys):
     registry.get("dpl:")
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_dpl_as_codec_training_loss(tmp_path):
   import jax  # pylint: disable=g-import-not-at-top

@@ -72,6 +72,7 @@ def test_batches_are_seeded_epochs():
                                             for s in range(3)]), flat[:9])
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_one_device_equals_several_devices():
   split = _small()
@@ -89,6 +90,7 @@ def test_one_device_equals_several_devices():
   assert runs[0].loss == pytest.approx(runs[1].loss, rel=1e-5)
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
   fit, val = _small(), _small().subset(slice(0, 4))
@@ -121,6 +123,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
               **dict(common, batch=2))
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_train_backbone_cli_saves_backbone_for_dpl(tmp_path, capsys):
   from jaxcomp.metrics import dpl  # pylint: disable=g-import-not-at-top

@@ -112,6 +112,7 @@ def test_cli_score_classical_metrics(capsys):
   assert out[0].startswith("metric") and len(out) == 5
 
 
+@pytest.mark.slow
 @NEEDS_WEIGHTS
 def test_lpips_score_equals_lpips_package(capsys):
   ref = _fixture("lpips.json")

@@ -60,6 +60,7 @@ def test_config_values_no_run_can_use(tmp_path, field, value):
   assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
   workdir = str(tmp_path / "run")
   checkpoint.write_config(workdir, _config())
@@ -77,6 +78,7 @@ def test_resume_with_another_config_is_refused_unless_allowed(tmp_path):
   assert len(kept) == 1
 
 
+@pytest.mark.slow
 def test_two_trainings_cannot_share_a_workdir(tmp_path):
   workdir = str(tmp_path / "run")
   first = checkpoint.lock_workdir(workdir)

@@ -150,6 +150,7 @@ def test_zero_extended_init_reproduces_the_plain_model():
   np.testing.assert_allclose(a["likelihoods"]["y"], b["likelihoods"]["y"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_with_saliency_then_compress_and_decompress(photos, tmp_path, monkeypatch):
   """MSE run -> saliency fine-tune (zero-extended kernels, a new step branch) -> export -> CLI
   round trip."""

@@ -290,6 +290,7 @@ def trained(tmp_path_factory):
   return {"root": root, "train": train_dirs, "val": val_dirs, "out": out}
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_writes_weights(trained):
   with open(trained["out"] / "saliency.json") as f:
     record = json.load(f)
@@ -303,6 +304,7 @@ def test_training_lowers_loss_and_writes_weights(trained):
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(trained["root"] / "tb"))
 
 
+@pytest.mark.slow
 def test_learned_beats_centre_prior_on_held_out(trained, capsys):
   val = trained["val"]
   code, out, _ = run_cli(["saliency", "eval", "--model", f"sdsp,centre,learned:{trained['out']}",
@@ -323,6 +325,7 @@ def test_learned_beats_centre_prior_on_held_out(trained, capsys):
   assert learned_["kld"] < centre["kld"] - 0.5
 
 
+@pytest.mark.slow
 def test_learned_weights_round_trip_and_interface(trained, tmp_path):
   model = saliency.load(f"learned:{trained['out']}")
   assert model.name == f"learned:{os.path.normpath(trained['out'])}"
@@ -351,6 +354,7 @@ def test_learned_weights_round_trip_and_interface(trained, tmp_path):
     learned.load(tmp_path / "copy")
 
 
+@pytest.mark.slow
 def test_predict_cli(trained, tmp_path, capsys):
   image = os.path.join(trained["val"][0], "im000.png")
   for spec in ("sdsp", str(trained["out"])):
@@ -361,6 +365,7 @@ def test_predict_cli(trained, tmp_path, capsys):
     assert smap.max() == 1.0 and smap.min() == 0.0
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_exit_2_one_line(trained, tmp_path, capsys):
   train, val = trained["train"], trained["val"]
   os.makedirs(tmp_path / "empty")
@@ -392,6 +397,7 @@ def test_cli_bad_inputs_exit_2_one_line(trained, tmp_path, capsys):
   assert not os.path.exists(tmp_path / "w")
 
 
+@pytest.mark.slow
 @NEEDS_VGG16
 def test_learned_with_imagenet_vgg16(trained, tmp_path):
   from jaxcomp.nets import vgg16  # pylint: disable=g-import-not-at-top

@@ -23,9 +23,9 @@ from test_study_server import TOKEN, make_study
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
-    reason="headless Chromium not installed (apt-get install chromium chromium-driver)")
+    reason="headless Chromium not installed (apt-get install chromium chromium-driver)")]
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from selenium.webdriver.common.by import By

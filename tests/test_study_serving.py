@@ -22,6 +22,8 @@ from jaxcomp import cli
 from jaxcomp.study import db, load, loadbench, schedule
 from test_study_server import POSTGRES, reset_postgres
 
+pytestmark = pytest.mark.slow
+
 SUBJECTS = 8
 
 

@@ -62,6 +62,7 @@ def test_too_small_crops_stop_at_start_naming_the_minimum():
   train.check_patch_size(*train.create_distortion("mse"), 64)
 
 
+@pytest.mark.slow
 def test_exported_model_records_how_it_was_made(tmp_path):
   parent = tmp_path / "parent"
   parent.mkdir()

@@ -54,6 +54,7 @@ def full_run(photos, tmp_path_factory):
   return workdir, _params(train.train_and_evaluate(config, workdir))
 
 
+@pytest.mark.slow
 def test_run_writes_checkpoints_config_and_tensorboard_events(full_run):
   workdir, _ = full_run
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
@@ -64,6 +65,7 @@ def test_run_writes_checkpoints_config_and_tensorboard_events(full_run):
     assert tag in events
 
 
+@pytest.mark.slow
 def test_killed_and_restarted_run_equals_uninterrupted_run(full_run, photos, tmp_path, monkeypatch):
   workdir = str(tmp_path / "killed")
   config = tiny_config(photos)
@@ -83,6 +85,7 @@ def test_killed_and_restarted_run_equals_uninterrupted_run(full_run, photos, tmp
   assert diff <= 1e-6
 
 
+@pytest.mark.slow
 def test_preemption_signal_saves_and_stops(photos, tmp_path, monkeypatch):
   workdir = str(tmp_path / "preempted")
   _stop_after(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -91,6 +94,7 @@ def test_preemption_signal_saves_and_stops(photos, tmp_path, monkeypatch):
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(full_run, photos, tmp_path):
   workdir = str(tmp_path / "nan")
   shutil.copytree(full_run[0], workdir)
@@ -100,6 +104,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(full_run, photos, tmp
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
 
 
+@pytest.mark.slow
 def test_export_then_fine_tune_from_the_exported_model(full_run, photos, tmp_path, capsys):
   out = str(tmp_path / "model")
   assert cli.main(["export", "--workdir", full_run[0], "--out", out]) == 0
@@ -114,6 +119,7 @@ def test_export_then_fine_tune_from_the_exported_model(full_run, photos, tmp_pat
   assert _max_diff(_params(tuned), full_run[1]) == 0.0
 
 
+@pytest.mark.slow
 def test_user_errors(full_run, photos, tmp_path, capsys):
   with pytest.raises(UserError, match="data directory not found"):
     train.train_and_evaluate(tiny_config(str(tmp_path / "none")), str(tmp_path / "a"))
@@ -143,6 +149,7 @@ def test_bad_config_arg_is_one_line_error(tmp_path):
   assert "unknown config argument 'q9'" in result.stderr
 
 
+@pytest.mark.slow
 def test_fine_tune_with_a_registered_metric(full_run, photos, tmp_path):
   config = tiny_config(photos, init_from=full_run[0], distortion="ssim", lmbda=3.3,
                        learning_rate=1e-5, num_train_steps=1)

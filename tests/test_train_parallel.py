@@ -33,6 +33,7 @@ def _run(config, batches, devices):
   return jax.device_get(jax.tree.map(lambda a: a[0], r_state.params)), jax.device_get(metrics)
 
 
+@pytest.mark.slow
 def test_eight_devices_equal_one_device_with_the_same_global_batch():
   assert jax.local_device_count() == 8, "tests/conftest.py forces 8 CPU devices"
   config = tiny_config()

@@ -43,6 +43,7 @@ def test_fixtures_small():
   assert sum(os.path.getsize(p) for p in paths) < 1_000_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_loss_and_grads_match_compressai(arch):
   fx, state_dict, x, noise = _case(arch)
@@ -76,6 +77,7 @@ def _pooled_moments(arch, N, M):
           for k, (s1, s2, n) in sums.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_init_moments_match_compressai(arch):
   """Per-tensor mean and std of a from-scratch model against CompressAI's, over 8 seeds each.
