@@ -109,6 +109,7 @@ def test_bitstreams_of_a_step_model_decode_to_the_model_output(step_model_dir):
   assert steps.shape == y.shape[1:3] + (1,) and float(steps.max() / steps.min()) > 1.05
 
 
+@pytest.mark.slow
 def test_model_description_must_say_true_or_false(tmp_path, step_model_dir):
   config = export.read_config(step_model_dir)
   config["adaptive_step"] = "yes"

@@ -117,6 +117,7 @@ def test_training_mode_gradients_are_finite(arch, ste):
   assert any(float(jnp.max(jnp.abs(g))) > 0 for g in leaves)
 
 
+@pytest.mark.slow
 def test_training_noise_is_keyed():
   model, variables = small_model("bmshj2018-hyperprior")
   x = jnp.full((1, 64, 64, 3), 0.3)

@@ -41,6 +41,7 @@ def _photo_crops():
   return np.stack([np.asarray(Image.open(p).convert("RGB"))[192:320, 256:448] for p in paths])
 
 
+@pytest.mark.slow
 def test_rate_honesty_on_fixtures(hyperprior, hyperprior_dir, mean, mean_dir):
   for cm, path in ((hyperprior, hyperprior_dir), (mean, mean_dir)):
     _check(cm, path, fixture_image("kite_96x80.png")[None])

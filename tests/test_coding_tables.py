@@ -55,6 +55,7 @@ def test_exported_model_has_integer_tables_and_fingerprint(hyperprior_dir):
                                 gaussian_conditional.scale_table()[:-1].astype(np.float32))
 
 
+@pytest.mark.slow
 def test_fingerprint_is_stable_and_specific(tmp_path, hyperprior_dir):
   again = export_model(tmp_path / "again")
   other = export_model(tmp_path / "other", N=16, M=32)

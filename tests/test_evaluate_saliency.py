@@ -28,6 +28,7 @@ def loaded(hyperprior_dir):
   return model, variables
 
 
+@pytest.mark.slow
 def test_rate_map_sums_to_the_model_rate_and_to_the_file(loaded, hyperprior):
   model, variables = loaded
   image = fixture_image("kite_96x80.png")[:64, :64]
@@ -121,6 +122,7 @@ def saliency_input_dir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow
 def test_model_rate_map_takes_the_encoders_saliency(saliency_input_dir, tmp_path, capsys):
   model, variables, _ = export.load(saliency_input_dir)
   image = fixture_image("kite_96x80.png")[:64, :64]
@@ -155,6 +157,7 @@ def _write_images(folder):
   return {"a.png": kite[:64, :64], "b.png": kite[8:72, 4:84]}
 
 
+@pytest.mark.slow
 def test_eval_saliency_with_model_and_anchor(tmp_path, capsys, hyperprior, hyperprior_dir,
                                              loaded):
   originals = _write_images(tmp_path / "images")

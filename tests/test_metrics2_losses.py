@@ -60,6 +60,7 @@ def test_gradient_is_finite(name, kind):
     assert np.any(grad != 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_grad_compiles_once_per_shape(name):
   _, h, w = LOSSES[name]
@@ -71,6 +72,7 @@ def test_grad_compiles_once_per_shape(name):
   assert TRACES[name].count((2, h + 2, w, 3)) == 1
 
 
+@pytest.mark.slow
 def test_registry_entries():
   x, y = _images("random", 24, 21)
   expected = {"fsim": ("similarity", fsim.fsim(x, y)),
@@ -86,6 +88,7 @@ def test_registry_entries():
   np.testing.assert_allclose(registry.get("nlpd").loss(x, y), nlpd.nlpd(x, y), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_metric_cli(capsys, tmp_path, monkeypatch):
   monkeypatch.setattr(cli, "COMMAND_MODULES", ("jaxcomp.metrics.cli",))
   rng = np.random.RandomState(0)
@@ -139,6 +142,7 @@ def test_real_power_is_matlab_real_and_has_finite_gradient():
   assert np.all(np.isfinite(grad)) and grad[2] == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 7, 64])
 def test_median_equals_numpy(n):
   rng = np.random.RandomState(n)

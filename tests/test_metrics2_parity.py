@@ -53,12 +53,14 @@ def test_vsi_equals_piq(pairs):
   np.testing.assert_allclose(vsi.vsi(x, y, compat="piq"), _reference(name, "vsi"), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_nlpd_equals_pyiqa(pairs):
   name, (x, y) = pairs
   np.testing.assert_allclose(nlpd.nlpd(x, y, compat="pyiqa"), _reference(name, "nlpd_pyiqa"),
                              atol=1e-6)
 
 
+@pytest.mark.slow
 def test_matlab_modes_stay_close_to_piq(pairs):
   """The default (MATLAB) modes differ from piq only by the documented deviations."""
   name, (x, y) = pairs
@@ -107,6 +109,7 @@ def test_identical_images():
   np.testing.assert_allclose(nlpd.nlpd(x, x), 0.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_batch_is_per_image():
   x, y = metrics2_pairs.load("b")
   for fn in (fsim.fsim, vsi.vsi, nlpd.nlpd):

@@ -62,6 +62,7 @@ def _grad_fn(name, _cache={}):  # pylint: disable=dangerous-default-value
   return _cache[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["identical", "flat", "flat_identical", "black", "random"])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_gradient_is_finite(name, kind):
@@ -95,6 +96,7 @@ def test_ms_ssim_gradient_finite_where_cs_is_negative():
   assert np.all(np.isfinite(grad))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_grad_compiles_once_per_shape(name):
   _, params, h, w = LOSSES[name]
