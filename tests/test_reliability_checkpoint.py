@@ -18,6 +18,8 @@ from jaxcomp.codec import export
 from jaxcomp.errors import UserError
 from jaxcomp.train import checkpoint, config_lib, step, train
 
+pytestmark = pytest.mark.slow
+
 
 def _config():
   config = config_lib.tiny(config_lib.base("bmshj2018-hyperprior", 3))

@@ -102,6 +102,7 @@ def _saliency_model(arch="bmshj2018-hyperprior", hyper=True):
   return models.build(arch, 8, 12, saliency_input=True, saliency_hyper=hyper)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list(models.ARCHS))
 def test_saliency_inputs_change_only_the_encoder_inputs(arch):
   plain = models.init(models.build(arch, 8, 12), jax.random.PRNGKey(0))
@@ -114,6 +115,7 @@ def test_saliency_inputs_change_only_the_encoder_inputs(arch):
   assert flat_s["params/h_a/layer_0/kernel"][2] == flat_p["params/h_a/layer_0/kernel"][2] + 1
 
 
+@pytest.mark.slow
 def test_saliency_model_needs_a_map_of_the_right_size():
   model = _saliency_model()
   variables = models.init(model, jax.random.PRNGKey(0))
@@ -126,6 +128,7 @@ def test_saliency_model_needs_a_map_of_the_right_size():
   assert out["x_hat"].shape == x.shape
 
 
+@pytest.mark.slow
 def test_zero_extended_init_reproduces_the_plain_model():
   """Fine-tuning starts at the loaded model: zero saliency kernels ignore the map."""
   plain_model = models.build("bmshj2018-hyperprior", 8, 12)
@@ -184,6 +187,7 @@ def test_finetune_with_saliency_then_compress_and_decompress(photos, tmp_path, m
   assert np.asarray(Image.open(png)).shape == np.asarray(Image.open(src)).shape
 
 
+@pytest.mark.slow
 def test_bitstream_depends_on_the_saliency_map(tmp_path):
   """The encoder uses S; the decoder does not need it."""
   model = _saliency_model()
@@ -206,6 +210,7 @@ def test_bitstream_depends_on_the_saliency_map(tmp_path):
     assert codec.decompress(cm, data).shape == (128, 128, 3)
 
 
+@pytest.mark.slow
 def test_export_refuses_a_missing_learned_saliency_folder(tmp_path):
   model = _saliency_model()
   variables = models.refit_quantiles(models.init(model, jax.random.PRNGKey(0)))
