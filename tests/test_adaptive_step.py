@@ -50,7 +50,9 @@ def test_a_new_step_branch_leaves_the_model_unchanged(arch):
 def test_steps_quantize_y_and_trade_rate_for_distortion():
   model = models.build("mbt2018-mean", 8, 12, adaptive_step=True)
   variables = models.init(model, jax.random.PRNGKey(0))
-  x = jax.random.uniform(jax.random.PRNGKey(1), (1, 64, 64, 3)) * 4.0  # y well spread
+  # y well spread over several integers (a fresh init puts it within +-0.5).
+  variables["params"]["g_a"]["layer_6"]["kernel"] *= 20.0
+  x = jax.random.uniform(jax.random.PRNGKey(1), (1, 64, 64, 3)) * 4.0
   outs = {}
   for step in (0.5, 1.0, 2.0):
     variables["params"]["h_q"]["layer_4"]["bias"] = jnp.full((1,), _bias_for_step(step))
