@@ -122,7 +122,7 @@ def test_report_tables_ratios_and_charts(tmp_path):
 def test_report_rejects_other_files_and_unknown_baseline(tmp_path, capsys):
   bad = _write(tmp_path / "bad.json", {"hello": 1})
   assert cli.main(["bench", "report", bad, "--out", str(tmp_path / "x.md")]) == 2
-  assert "not a `jaxcomp bench all` results file" in capsys.readouterr().err
+  assert "not a `jaxcomp bench all` or `jaxcomp bench device` results file" in capsys.readouterr().err
   good = _write(tmp_path / "cpu.json", RESULTS)
   assert cli.main(["bench", "report", good, "--out", str(tmp_path / "x.md"),
                    "--baseline", "tpu"]) == 2
