@@ -168,7 +168,39 @@ def package(args):
   with open(os.path.join(ZOO, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=1)
     f.write("\n")
+  plot(results, os.path.join(DOCS, "zoo_rd.png"))
   write_docs(entries, bd, results)
+
+
+def plot(results, out):
+  """The zoo's PSNR-RGB curve and the anchors' over the zoo's rate range and a little beyond
+  (`jaxcomp plot` clips anchors to the learned range in both axes, which hides JPEG here)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  styles = {"jpeg-420": ("tab:red", "s", "JPEG 4:2:0"), "jpeg-444": ("tab:orange", "D", "JPEG 4:4:4"),
+            "webp": ("tab:green", "^", "WebP")}
+  for anchor, (colour, marker, label) in styles.items():
+    with open(os.path.join(results, f"results.{anchor}.json")) as f:
+      curve = json.load(f)["results"]
+    ax.plot(curve["bpp"], curve["psnr-rgb"], "--", color=colour, marker=marker, mfc="none",
+            label=label)
+  with open(os.path.join(results, "results.json")) as f:
+    curve = json.load(f)["results"]
+  ax.plot(curve["bpp"], curve["psnr-rgb"], "-o", color="tab:blue", lw=2.2,
+          label="jaxcomp zoo (hyperprior-small q1, q2, q3)")
+  ax.set_xlim(0.1, 0.45)
+  ax.set_ylim(21, 33)
+  ax.set_xlabel("rate [bpp]")
+  ax.set_ylabel("PSNR-RGB [dB]")
+  ax.set_title("10 evaluation photos (768x512), real bitstreams", fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(out, dpi=110)
+  plt.close(fig)
 
 
 def _round(value, digits):
