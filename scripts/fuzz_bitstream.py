@@ -38,12 +38,10 @@ import json
 import os
 import resource
 import signal
-import struct
 import sys
 import tempfile
 import time
 import traceback
-import zlib
 
 import numpy as np
 
@@ -56,7 +54,6 @@ from jaxcomp.errors import UserError  # pylint: disable=wrong-import-position
 
 MUST_REFUSE = ("mutation", "removed", "shortened", "extended", "spliced", "header")
 UNDETECTABLE = ("in_stream", "same_grid", "same_rows")
-_HEADER = struct.Struct("<4sBBBB16sIIIII")
 
 
 class Hang(Exception):
@@ -93,20 +90,8 @@ def mutate(data, rng):
       return bytes(out)
 
 
-def split(data):
-  """(header fields list, z stream, y stream) of a valid file."""
-  fields = list(_HEADER.unpack_from(data))
-  z_len, y_len = fields[-2], fields[-1]
-  start = container.HEADER_BYTES
-  return fields, data[start:start + z_len], data[start + z_len:start + z_len + y_len]
-
-
-def join(fields, z, y):
-  """A file from header fields and streams: lengths set, checksum recomputed."""
-  fields = list(fields)
-  fields[-2], fields[-1] = len(z), len(y)
-  body = _HEADER.pack(*fields) + z + y
-  return body + struct.pack("<I", zlib.crc32(body))
+split = container.header_fields
+join = container.from_header_fields
 
 
 def _grid(side):

@@ -8,8 +8,6 @@ from PIL import Image
 
 from jaxcomp.coding import container
 
-_HEADER = struct.Struct("<4sBBBB16sIIIII")
-
 
 def png_header_only(path, width, height):
   """A ~70-byte PNG whose header claims width x height (8-bit RGB); its pixel data is a stub.
@@ -27,20 +25,8 @@ def png_header_only(path, width, height):
   return str(path)
 
 
-def split(data):
-  """(header fields, z stream, y stream) of a .jxc file."""
-  fields = list(_HEADER.unpack_from(data))
-  z_len, y_len = fields[-2], fields[-1]
-  start = container.HEADER_BYTES
-  return fields, data[start:start + z_len], data[start + z_len:start + z_len + y_len]
-
-
-def join(fields, z, y):
-  """A .jxc file from header fields and streams, lengths set and checksum recomputed."""
-  fields = list(fields)
-  fields[-2], fields[-1] = len(z), len(y)
-  body = _HEADER.pack(*fields) + z + y
-  return body + struct.pack("<I", zlib.crc32(body))
+split = container.header_fields
+join = container.from_header_fields
 
 
 def save_image(path, array, mode=None):

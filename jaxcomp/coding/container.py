@@ -70,6 +70,28 @@ def pack(bitstream):
   return body + _TRAILER.pack(zlib.crc32(body))
 
 
+def header_fields(data):
+  """(header fields list, z stream, y stream) of a file, unvalidated.
+
+  For tools that craft files (fuzzing, tests): the fields are `_HEADER`'s, in order (magic,
+  version, backend id, channels, reserved, fingerprint, height, width, index digest, z length,
+  y length). `from_header_fields` is the inverse.
+  """
+  fields = list(_HEADER.unpack_from(data))
+  z_len, y_len = fields[-2], fields[-1]
+  start = HEADER_BYTES
+  return fields, data[start:start + z_len], data[start + z_len:start + z_len + y_len]
+
+
+def from_header_fields(fields, z_stream, y_stream):
+  """A file from header fields and streams: the lengths set and the checksum recomputed, so that
+  only what the fields say is wrong (crafted files for fuzzing and tests)."""
+  fields = list(fields)
+  fields[-2], fields[-1] = len(z_stream), len(y_stream)
+  body = _HEADER.pack(*fields) + z_stream + y_stream
+  return body + _TRAILER.pack(zlib.crc32(body))
+
+
 def parse(data, fingerprint, where="bitstream"):
   """Validates a .jxc file against the model that should decode it.
 
