@@ -14,16 +14,14 @@ With --json the last stdout line is one JSON object with all of these.
 """
 
 import json
-import statistics
-import time
 
 import numpy as np
 
 from jaxcomp import images
-from jaxcomp.codec import export
+from jaxcomp.bench import timing
+from jaxcomp.codec import compressai_import, export
 from jaxcomp.coding import codec, container
 
-_TRANSPOSED = {"g_s": {0, 2, 4, 6}, "h_s": {0, 2}}
 _COMPRESSAI_CLASSES = {"bmshj2018-hyperprior": "ScaleHyperprior",
                        "mbt2018-mean": "MeanScaleHyperprior"}
 
@@ -36,34 +34,9 @@ def add_arguments(parser):
   parser.add_argument("--json", action="store_true", help="print one JSON line last")
 
 
-def _median_time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    began = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - began)
-  return statistics.median(times)
-
-
 def compressai_state_dict(variables):
   """jaxcomp variables -> CompressAI state_dict (numpy), the inverse of `compressai_import`."""
-
-  sd = {}
-  for net, layers in variables["params"].items():
-    for layer, leaves in layers.items():
-      if net == "entropy_bottleneck":
-        kind, index = layer.rsplit("_", 1)
-        sd[f"entropy_bottleneck.{kind}.{index}"] = np.asarray(leaves)
-        continue
-      index = int(layer.split("_")[1])
-      for leaf, value in leaves.items():
-        value = np.asarray(value)
-        if leaf == "kernel":
-          transposed = index in _TRANSPOSED.get(net, ())
-          axes = (2, 3, 0, 1) if transposed else (3, 2, 0, 1)
-          sd[f"{net}.{index}.weight"] = value.transpose(axes)
-        else:
-          sd[f"{net}.{index}.{leaf}"] = value
+  sd = compressai_import.to_state_dict(variables["params"])
   quantiles = np.asarray(variables["quantiles"]["entropy_bottleneck"]["z"])
   sd["entropy_bottleneck.quantiles"] = quantiles[:, None, :]
   return sd
@@ -103,8 +76,8 @@ def _compressai_times(config, variables, image, repeats):
   with torch.no_grad():
     out = compress()
     decompress(out)
-    compress_s = _median_time(compress, repeats)
-    decompress_s = _median_time(lambda: decompress(out), repeats)
+    compress_s = timing.median_s(compress, repeats)
+    decompress_s = timing.median_s(lambda: decompress(out), repeats)
   size = sum(len(s[0]) for s in out["strings"])
   return (compress_s, decompress_s, size), None
 
@@ -119,9 +92,9 @@ def run(args):
   result = {"image": args.image, "model": args.model, "coder": args.coder,
             "height": image.shape[0], "width": image.shape[1],
             "bpp": 8 * len(data) / (image.shape[0] * image.shape[1])}
-  result["compress_s"] = _median_time(
+  result["compress_s"] = timing.median_s(
       lambda: codec.compress(cm, batch, [channels], backend=args.coder), args.repeats)
-  result["decompress_s"] = _median_time(lambda: codec.decompress(cm, data), args.repeats)
+  result["decompress_s"] = timing.median_s(lambda: codec.decompress(cm, data), args.repeats)
 
   y, z = cm.analysis(codec.padded_input(batch), saliency=cm.saliency_map(batch))
   sym = codec.symbols(cm, y[0], z[0])
@@ -137,8 +110,8 @@ def run(args):
     z_coder.decode(bitstream.z_stream, z_rows)
     y_coder.decode(bitstream.y_stream, sym.y_rows)
 
-  result["coding_encode_s"] = _median_time(encode, args.repeats)
-  result["coding_decode_s"] = _median_time(decode, args.repeats)
+  result["coding_encode_s"] = timing.median_s(encode, args.repeats)
+  result["coding_decode_s"] = timing.median_s(decode, args.repeats)
   result["coding_s"] = max(result["coding_encode_s"], result["coding_decode_s"])
   result["symbols"] = int(sym.y_values.size + sym.z_values.size)
 

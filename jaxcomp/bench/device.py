@@ -66,7 +66,7 @@ from flax.training import train_state
 from PIL import Image
 
 from jaxcomp.bench import all as bench_all
-from jaxcomp.bench import flops, inputs, report
+from jaxcomp.bench import flops, inputs, report, timing
 from jaxcomp.codec import export, models
 from jaxcomp.coding import codec, container
 from jaxcomp.errors import UserError
@@ -159,25 +159,6 @@ def device_name(device):
   """File stem for a device: 'nvidia-h200', 'tpu-v5-lite', 'cpu'."""
   kind = "cpu" if device.platform == "cpu" else device.device_kind
   return re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-") or device.platform
-
-
-def _median_s(fn, repeats):
-  """Median wall seconds of `repeats` calls of fn() (fn blocks on its results)."""
-  times = []
-  for _ in range(repeats):
-    began = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - began)
-  return statistics.median(times)
-
-
-def _cost_flops(compiled):
-  """FLOPs of one call of a compiled program from XLA's cost analysis, or None."""
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else {}
-  value = (analysis or {}).get("flops")
-  return float(value) if value and value > 0 else None
 
 
 def _is_oom(error):
@@ -294,7 +275,7 @@ def time_train_step(arch, N, M, dtype, batch, patch, repeats, peak_override=None
   row = {"arch": arch, "N": N, "M": M, "dtype": dtype, "batch": batch, "patch": patch,
          "step_s": step_s, "step_min_s": min(times), "step_max_s": max(times),
          "runs": len(times), "images_per_s": batch / step_s, "compile_s": compile_s}
-  row.update(flops.utilisation(_cost_flops(compiled), step_s, peak, source))
+  row.update(flops.utilisation(flops.cost_flops(compiled), step_s, peak, source))
   achieved = row["achieved_flops_per_s"]
   table = peak_table(device)
   if dtype == "float32" and table.get("float32_highest") and achieved:
@@ -456,7 +437,7 @@ def run_metrics(preset, seconds):
         compile_s = time.perf_counter() - t0
         run = lambda c=compiled, m=metric: jax.block_until_ready(c(m.params, xd, yd))  # noqa: E731
         run()
-        entry = {"fwd_bwd_s": _median_s(run, preset.repeats), "compile_s": compile_s}
+        entry = {"fwd_bwd_s": timing.median_s(run, preset.repeats), "compile_s": compile_s}
         entry["images_per_s"] = batch / entry["fwd_bwd_s"]
         if metric.params is not None and not real_weights:
           entry["weights"] = "random stand-in"
@@ -656,13 +637,13 @@ def time_codec(cm, image, repeats):
     y_coder.decode(bitstream.y_stream, sym.y_rows)
 
   row = {"height": height, "width": width, "first_s": first_s,
-         "compress_s": _median_s(lambda: codec.compress(cm, batch), repeats),
-         "decompress_s": _median_s(lambda: codec.decompress(cm, data), repeats),
-         "analysis_s": _median_s(lambda: cm.analysis(x), repeats),
-         "hyper_s": _median_s(lambda: codec.symbols(cm, y[0], z[0]), repeats),
-         "synthesis_s": _median_s(lambda: cm.synthesis(y_hat[None]), repeats),
-         "entropy_encode_s": _median_s(encode, repeats),
-         "entropy_decode_s": _median_s(decode, repeats),
+         "compress_s": timing.median_s(lambda: codec.compress(cm, batch), repeats),
+         "decompress_s": timing.median_s(lambda: codec.decompress(cm, data), repeats),
+         "analysis_s": timing.median_s(lambda: cm.analysis(x), repeats),
+         "hyper_s": timing.median_s(lambda: codec.symbols(cm, y[0], z[0]), repeats),
+         "synthesis_s": timing.median_s(lambda: cm.synthesis(y_hat[None]), repeats),
+         "entropy_encode_s": timing.median_s(encode, repeats),
+         "entropy_decode_s": timing.median_s(decode, repeats),
          "symbols": int(sym.y_values.size + sym.z_values.size),
          "bpp": 8 * len(data) / (height * width)}
   mse = np.mean((decoded.astype(np.float64) - image.astype(np.float64)) ** 2)

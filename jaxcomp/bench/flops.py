@@ -70,7 +70,12 @@ def compiled_flops(jitted, *args, **kwargs):
   Lowers and compiles for the arguments' shapes (a cache hit when the function already ran on
   them); nothing is executed.
   """
-  analysis = jitted.lower(*args, **kwargs).compile().cost_analysis()
+  return cost_flops(jitted.lower(*args, **kwargs).compile())
+
+
+def cost_flops(compiled):
+  """FLOPs of one call of a compiled program from XLA's cost analysis, or None."""
+  analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
     analysis = analysis[0] if analysis else {}
   flops = (analysis or {}).get("flops")

@@ -23,12 +23,12 @@ the values). `speedup` = reference time / JAX time. With --json the last stdout 
 
 import importlib.metadata
 import json
-import statistics
 import time
 
 import jax
 import numpy as np
 
+from jaxcomp.bench import timing
 from jaxcomp.errors import UserError
 from jaxcomp.metrics import registry
 
@@ -45,15 +45,6 @@ def add_arguments(parser):
   parser.add_argument("--json", action="store_true", help="print a JSON object as the last line")
 
 
-def _median_time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def _time_jax(name, x, y, repeats):
   metric = registry.loss(name)
   step = jax.jit(jax.value_and_grad(lambda p, x, y: metric.loss_fn(p, x, y).sum(), argnums=1))
@@ -61,7 +52,7 @@ def _time_jax(name, x, y, repeats):
   start = time.perf_counter()
   jax.block_until_ready(step(metric.params, x, y))
   compile_s = time.perf_counter() - start
-  run_s = _median_time(lambda: jax.block_until_ready(step(metric.params, x, y)), repeats)
+  run_s = timing.median_s(lambda: jax.block_until_ready(step(metric.params, x, y)), repeats)
   return run_s, compile_s
 
 
@@ -128,7 +119,7 @@ def _time_reference(name, x, y, repeats):
     fn(tx, ty).sum().backward()
 
   step()  # warm-up
-  return _median_time(step, repeats), description
+  return timing.median_s(step, repeats), description
 
 
 def run(args):

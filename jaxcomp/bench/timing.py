@@ -33,6 +33,16 @@ def time_call(fn, *args, repeats=5, budget_s=60.0):
           "max_s": max(times), "runs": len(times)}
 
 
+def median_s(fn, repeats):
+  """Median wall seconds of `repeats` calls of fn() (fn blocks on its own results)."""
+  times = []
+  for _ in range(repeats):
+    began = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - began)
+  return statistics.median(times)
+
+
 def time_torch(fn, repeats=5, budget_s=60.0):
   """Same protocol for a PyTorch callable (no blocking needed on the CPU)."""
   fn()

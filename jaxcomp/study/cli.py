@@ -104,12 +104,7 @@ def register(subparsers):
                       "this (default 0.25, chance)")
   p.add_argument("--min-triples", type=int, default=5,
                  help="judged triples needed before the triad rate is used (default 5)")
-  p.add_argument("--max-golden-failures", type=int, default=0,
-                 help="reject a subject failing more golden units than this (default 0)")
-  p.add_argument("--min-response-ms", type=float, default=300.0,
-                 help="votes faster than this are dropped (default 300 ms)")
-  p.add_argument("--max-fast-share", type=float, default=0.2,
-                 help="reject a subject with a larger share of too-fast votes (default 0.2)")
+  _add_screening_arguments(p, "reject a subject")
   p.add_argument("--bt-alpha", type=float, default=0.01,
                  help="Bradley-Terry regularisation (choix's alpha; default 0.01)")
   p.add_argument("--prior-sd", type=float, default=10.0, help="Thurstone prior SD in JOD")
@@ -156,14 +151,19 @@ def register(subparsers):
   p.add_argument("--out", required=True, help="split folder to write (ref/, p0/, p1/, judge/)")
   p.add_argument("--min-votes", type=int, default=1,
                  help="leave out triplets with fewer kept votes (default 1; counted)")
+  _add_screening_arguments(p, "leave out subjects")
+  p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
+  p.set_defaults(func=run_export_bapps)
+
+
+def _add_screening_arguments(p, action):
+  """The golden-unit and response-time screening flags, shared by `analyze` and `export-bapps`."""
   p.add_argument("--max-golden-failures", type=int, default=0,
-                 help="leave out subjects failing more golden units than this (default 0)")
+                 help=f"{action} failing more golden units than this (default 0)")
   p.add_argument("--min-response-ms", type=float, default=300.0,
                  help="votes faster than this are dropped (default 300 ms)")
   p.add_argument("--max-fast-share", type=float, default=0.2,
-                 help="leave out subjects with a larger share of too-fast votes (default 0.2)")
-  p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
-  p.set_defaults(func=run_export_bapps)
+                 help=f"{action} with a larger share of too-fast votes (default 0.2)")
 
 
 def _size(text, flag):
