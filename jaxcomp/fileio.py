@@ -1,6 +1,7 @@
 """Output files that appear whole or not at all."""
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -53,3 +54,12 @@ def _first_file(folder):
     if os.path.exists(prefix) and not os.path.isdir(prefix):
       return prefix
   return folder
+
+
+def sha256_file(path):
+  """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()

@@ -15,13 +15,14 @@ Stages (each resumes: orbax checkpoints, existing exports and results are reused
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+
+from jaxcomp.fileio import sha256_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "jaxcomp", "zoo")
@@ -51,8 +52,7 @@ def digests(folder):
   out = set()
   for root, _, files in os.walk(folder):
     for f in files:
-      with open(os.path.join(root, f), "rb") as fh:
-        out.add(hashlib.sha256(fh.read()).hexdigest())
+      out.add(sha256_file(os.path.join(root, f)))
   return out
 
 
@@ -139,8 +139,7 @@ def package(args):
         "description": (f"bmshj2018-hyperprior N={model['N']} M={model['M']}, 255^2 MSE, "
                         f"lambda {config['lmbda']}" + (", the base" if q == 2 else
                                                        f", fine-tuned from {name_of(2)}")),
-        "files": {f: hashlib.sha256(open(os.path.join(folder, f), "rb").read()).hexdigest()
-                  for f in sorted(os.listdir(folder))},
+        "files": {f: sha256_file(os.path.join(folder, f)) for f in sorted(os.listdir(folder))},
         "training": {
             "command": (f"python -m jaxcomp.train --config=configs/zoo.py:"
                         f"{'base' if q == 2 else f'q{q}'} --config.data.dir=../shared/data/train"

@@ -23,7 +23,6 @@ This module imports only numpy (not jax), so scripts in other environments can u
 
 import collections
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -38,7 +37,7 @@ import zipfile
 import numpy as np
 
 from jaxcomp.errors import UserError
-from jaxcomp.fileio import atomic_path
+from jaxcomp.fileio import atomic_path, sha256_file
 
 FETCH_COMMAND = "jaxcomp weights fetch"
 
@@ -86,14 +85,6 @@ def cache_dir():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     root = os.path.join(base, "jaxcomp")
   return os.path.join(root, "weights")
-
-
-def sha256_file(path):
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 # ---------------------------------------------------------------- restricted unpicklers

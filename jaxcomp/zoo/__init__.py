@@ -16,11 +16,11 @@ returned unchanged.
 """
 
 import functools
-import hashlib
 import json
 import os
 
 from jaxcomp.errors import UserError
+from jaxcomp.fileio import sha256_file
 
 PREFIX = "zoo:"
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -65,15 +65,6 @@ def entry(name):
 
 def is_zoo(spec):
   return isinstance(spec, str) and spec.startswith(PREFIX)
-
-
-def sha256_file(path):
-  """Hex sha256 of a file's bytes."""
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=None)
