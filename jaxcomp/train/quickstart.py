@@ -73,22 +73,15 @@ def psnr(a, b):
   return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def _encode(image, fmt, quality, **options):
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format=fmt, quality=quality, **options)
-  return buffer
-
-
-def anchor_at_size(image, target_bytes, fmt="JPEG", **options):
-  """(bytes, decoded) of the `fmt` file (quality 1..95) whose size is closest to target_bytes.
-
-  JPEG is Pillow's default 4:2:0 unless `subsampling` is given; WebP is lossy WebP.
-  """
+def anchor_at_size(image, target_bytes, fmt="JPEG"):
+  """(bytes, decoded) of the Pillow `fmt` file (quality 1..95) whose size is closest to
+  target_bytes: JPEG is Pillow's default 4:2:0, WEBP lossy WebP."""
   best = None
   lo, hi = 1, 95
   while lo <= hi:
     quality = (lo + hi) // 2
-    buffer = _encode(image, fmt, quality, **options)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, quality=quality)
     size = buffer.tell()
     if best is None or abs(size - target_bytes) < abs(best[0] - target_bytes):
       best = (size, np.asarray(Image.open(buffer).convert("RGB")))
@@ -97,11 +90,6 @@ def anchor_at_size(image, target_bytes, fmt="JPEG", **options):
     else:
       hi = quality - 1
   return best
-
-
-def jpeg_at_size(image, target_bytes):
-  """(bytes, decoded) of the JPEG 4:2:0 whose size is closest to target_bytes."""
-  return anchor_at_size(image, target_bytes, "JPEG")
 
 
 def code_image(model, image, channels, bitstream_path, decoded_path):
