@@ -4,6 +4,8 @@
                  [--plot rd.png] [--anchors jpeg,webp] [--metrics a,b]
                  [--saliency sdsp|MODEL_DIR|MAPS_DIR] [--salient-fraction 0.25] [--rate-maps DIR]
     jaxcomp bdrate --anchor A.json --test B.json --metric KEY --method {cubic,pchip,akima} --json
+    jaxcomp bdrate-matrix --anchor A.json --test B.json C.json ... [--metrics a,b] --out M.md
+                          [--plot M.png] [--out-json M.json]
 
 `eval` writes one CompressAI-layout results file per curve. The models given by --model DIR form
 one curve named --name (one point per model); --model NAME=DIR puts a model on the curve NAME
@@ -24,6 +26,10 @@ image, the salient region outlined (DIR/<curve>/<image stem>.p<point index>.png)
 where lower is better (mse, lpips, dists, gmsd, nlpd, dpl) the metric is negated before fitting:
 bd_rate < 0 still means the test saves bits, and bd_quality > 0 means the test's distance is lower
 by that much on average.
+
+`bdrate-matrix`: the BD-rate of each test file against the anchor on each metric, every cell as
+`bdrate` computes it (`jaxcomp.evaluate.bdrate_matrix`); cells whose curves cannot be compared
+are '—' with the reason listed under the table.
 """
 
 import json
@@ -99,6 +105,32 @@ def register(subparsers):
   b.add_argument("--json", action="store_true", help="print a JSON object as the last line")
   b.set_defaults(func=run_bdrate)
 
+  m = subparsers.add_parser(
+      "bdrate-matrix", help="BD-rate of many models against one anchor on many metrics",
+      description="Cross-metric BD-rate matrix: one row per TEST curve, one column per metric, "
+                  "each cell the BD-rate against ANCHOR exactly as `jaxcomp bdrate` computes it; "
+                  "markdown table, heat map and JSON.")
+  m.add_argument("--anchor", required=True, metavar="A.json",
+                 help="anchor results file (e.g. the MSE model's)")
+  m.add_argument("--test", required=True, nargs="+", metavar="B.json",
+                 help="test results files, one row each (the anchor's own file is skipped)")
+  m.add_argument("--metrics", metavar="A,B",
+                 help="columns: metric names or results keys (default every quality key of the "
+                      "anchor)")
+  m.add_argument("--method", default=DEFAULT_METHOD, choices=["cubic", "pchip", "akima"],
+                 help=f"interpolation (default {DEFAULT_METHOD})")
+  m.add_argument("--mode", default="curve", choices=["curve", "per-image"],
+                 help="BD of the averaged curves (default), or per image then averaged")
+  m.add_argument("--min-overlap", type=float, default=0.75,
+                 help="mark cells whose curves overlap less than this fraction (default 0.75)")
+  m.add_argument("--out", metavar="MATRIX.md", help="write the markdown table here")
+  m.add_argument("--plot", metavar="MATRIX.png", help="write the heat map here (.png/.svg/.pdf)")
+  m.add_argument("--out-json", metavar="MATRIX.json", help="write the matrix as JSON here")
+  m.add_argument("--title", help="heat-map title (default names the anchor and the method)")
+  m.add_argument("--json", action="store_true",
+                 help="print the matrix as one JSON object on the last stdout line")
+  m.set_defaults(func=run_bdrate_matrix)
+
 
 def _warnings_to_stderr():
   warnings.showwarning = (
@@ -132,6 +164,32 @@ def run_bdrate(args):
   print(f"BD-quality  {result.bd_quality:+.6f}")
   if args.json:
     print(json.dumps({"bd_rate": result.bd_rate, "bd_quality": result.bd_quality}))
+  return 0
+
+
+def run_bdrate_matrix(args):
+  # pylint: disable=g-import-not-at-top
+  from jaxcomp.evaluate import bdrate_matrix, plot_cli, results
+
+  if not 0.0 <= args.min_overlap <= 1.0:
+    raise UserError(f"--min-overlap must be within 0 ... 1, got {args.min_overlap}")
+  if args.plot:
+    plot_cli.check_figure_path(args.plot, "--plot")
+  anchor = results.load(args.anchor)
+  paths = [p for p in dict.fromkeys(args.test)
+           if os.path.abspath(p) != os.path.abspath(args.anchor)]
+  tests = [results.load(path) for path in paths]
+  keys = bdrate_matrix.metric_keys(anchor, args.metrics)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # kept per cell, shown in the table
+    matrix = bdrate_matrix.matrix(anchor, tests, keys, args.method, args.mode, args.min_overlap)
+  bdrate_matrix.write(matrix, args.out, args.plot, args.out_json, args.title)
+  print(bdrate_matrix.markdown(matrix), end="")
+  for path, what in ((args.out, "table"), (args.plot, "heat map"), (args.out_json, "JSON")):
+    if path:
+      print(f"{what} -> {path}")
+  if args.json:
+    print(json.dumps(bdrate_matrix.to_json(matrix)))
   return 0
 
 
