@@ -34,12 +34,24 @@ def register(subparsers):
   p.add_argument("--triplets", default=None, metavar="DIR",
                  help="2afc mode: BAPPS-layout folder with ref/, p0/, p1/ (e.g. from "
                       "'jaxcomp perceptual build'; judge/ not needed)")
-  p.add_argument("--model", action="append", default=[], metavar="NAME=DIR[,DIR...]",
-                 help="a jaxcomp codec: its exported model directories (rate points); repeatable")
+  p.add_argument("--model", action="append", default=[],
+                 metavar="NAME=LABEL:DIR,... | NAME=DIR,...",
+                 help="a jaxcomp codec (repeatable): its exported model directory (or zoo:NAME) "
+                      "for each rate label of the study, or a set of directories whose points "
+                      "are assigned to the rates per image (nearest target, distinct points)")
   p.add_argument("--anchors", default=None,
                  help="classical anchors, comma-separated ('' for none; default jpeg-420)")
   p.add_argument("--rates", default=None, metavar="LABEL=BPP,...",
-                 help="target bit rates (default low=0.25,medium=0.5,high=1.0)")
+                 help="global target bit rates (default low=0.25,medium=0.5,high=1.0; not "
+                      "with --match-to)")
+  p.add_argument("--match-to", default=None, metavar="CONDITION",
+                 help="per-image targets: each image's target at each rate is the bpp that this "
+                      "--model NAME=LABEL:DIR,... condition reaches on it (e.g. the MSE model); "
+                      "its labels are the study's rates")
+  p.add_argument("--rate-tolerance", type=float, default=0.10, metavar="FRACTION",
+                 help="refuse the study (listing the stimuli, writing nothing) if any stimulus "
+                      "is further than this from its image's target, |bpp/target - 1| "
+                      "(default 0.10; inf: no limit)")
   p.add_argument("--crop", default=None, metavar="WxH",
                  help="stimulus size (centre crop; default 512x512)")
   p.add_argument("--out", required=True, help="study folder to write")
@@ -196,7 +208,8 @@ def _prepare_2afc(args, settings):
 
   given = [flag for flag, value in (("--images", args.images), ("--model", args.model),
                                     ("--anchors", args.anchors), ("--rates", args.rates),
-                                    ("--crop", args.crop), ("--design", args.design)) if value]
+                                    ("--crop", args.crop), ("--design", args.design),
+                                    ("--match-to", args.match_to)) if value]
   if given:
     raise UserError(f"{', '.join(given)}: pc mode only (2afc takes --triplets)")
   if not args.triplets:
@@ -231,19 +244,28 @@ def _prepare_pc(args, settings):
   from jaxcomp.study import prepare  # pylint: disable=g-import-not-at-top
 
   anchor_spec = "jpeg-420" if args.anchors is None else args.anchors
-  codecs = []
-  for spec in args.model:
-    name, _, dirs = spec.partition("=")
-    if not name or not dirs:
-      raise UserError(f"--model: expected NAME=DIR[,DIR...], got {spec!r}")
-    codecs.append(rd_eval.model_codec([d for d in dirs.split(",") if d], name))
+  if not args.rate_tolerance > 0:
+    raise UserError(f"--rate-tolerance must be > 0, got {args.rate_tolerance:g}")
+  specs = [prepare.parse_model(spec) for spec in args.model]
+  by_rate = {name: labels for name, _, labels in specs if labels}
+  if args.match_to is not None:
+    if args.rates:
+      raise UserError("give --rates (global targets) or --match-to (per-image targets), not both")
+    prepare.check_match_to([name for name, _, _ in specs], by_rate, args.match_to)
+    rates = [(label, None) for label in by_rate[args.match_to]]
+  else:
+    rates = _rates(args.rates or "low=0.25,medium=0.5,high=1.0")
+  prepare.check_rate_points(by_rate, [label for label, _ in rates])
+  codecs = [rd_eval.model_codec(dirs, name) for name, dirs, _ in specs]
   anchor_list = anchors.resolve(anchor_spec) if anchor_spec.strip() else []
   settings = dict(settings, design=args.design or "adjacent")
-  study = prepare.prepare(rd_eval.list_images(args.images), codecs, anchor_list,
-                          _rates(args.rates or "low=0.25,medium=0.5,high=1.0"), args.out,
-                          _size(args.crop or "512x512", "--crop"), settings)
+  study = prepare.prepare(rd_eval.list_images(args.images), codecs, anchor_list, rates, args.out,
+                          _size(args.crop or "512x512", "--crop"), settings, by_rate=by_rate,
+                          match_to=args.match_to, tolerance=args.rate_tolerance)
+  worst = max(abs(s["deviation"]) for scene in study["scenes"] for s in scene["stimuli"].values())
   print(f"wrote {args.out}: {len(study['scenes'])} scenes, {len(study['golden'])} golden units, "
-        f"{len(study['training'])} training units")
+        f"{len(study['training'])} training units; every stimulus within {worst:.1%} of its "
+        f"image's target")
   return 0
 
 

@@ -11,6 +11,18 @@
                  "reference": file, "conditions": {condition: file}}],
      "golden": [unit], "training": [unit]}
 
+PC studies from `prepare` (rate matched per image) also carry, for the record (`serve` ignores it):
+     "rate_matching": {"rates": [label], "match_to": condition or null,
+                       "targets": {label: bpp} (global targets) or null (per image),
+                       "tolerance": float or null},
+     "conditions": {name: {"kind": "model", "by_rate": bool,
+                           "points": [{"rate": label or null, "model": dir,
+                                       "training": model.json's "training" or null}]}
+                         | {"kind": "anchor", "description": str}},
+     each scene's "target_bpp" is that image's target, and
+     scene "stimuli": {condition: {"point": model dir or "q=N", "target_bpp": float,
+                                   "bpp": achieved float, "deviation": bpp / target_bpp - 1}}.
+
 A unit is one fixed pair with a right answer: {"scene", "reference", "conditions": {c1: file,
 c2: file}, "expected": c1 or c2}. Files are relative to the manifest's folder, lossless PNG.
 
