@@ -128,10 +128,11 @@ def rate_models(tmp_path_factory):
   return _images(str(root / "images")), low, high
 
 
-def _match_argv(rate_models, out, anchors_spec):
+def _match_argv(rate_models, out, anchors_spec, *extra):
   images, low, high = rate_models
   return ["study", "prepare", "--images", images, "--model", f"mse=low:{low},high:{high}",
-          "--match-to", "mse", "--anchors", anchors_spec, "--crop", "64x48", "--out", str(out)]
+          "--match-to", "mse", "--anchors", anchors_spec, "--crop", "64x48", "--out", str(out),
+          *extra]
 
 
 def test_match_to_gives_per_image_targets_within_tolerance(rate_models, tmp_path, capsys):
@@ -167,14 +168,20 @@ def test_match_to_gives_per_image_targets_within_tolerance(rate_models, tmp_path
 
 def test_stimuli_off_target_are_refused_with_the_list(rate_models, tmp_path, capsys):
   out = tmp_path / "study"
-  # At 64x48 a JPEG's header alone is ~1.8 bpp: it cannot come near 0.67 or 0.83 bpp.
-  assert cli.main(_match_argv(rate_models, out, "jpeg-420,webp")) == 2
+  # At 64x48 a JPEG's header alone is ~1.8 bpp: it cannot come near 0.67 or 0.83 bpp; "copies"
+  # has one model twice, one stimulus for two rates.
+  low = rate_models[1]
+  assert cli.main(_match_argv(rate_models, out, "jpeg-420,webp", "--model",
+                              f"copies={low},{low}")) == 2
   err = capsys.readouterr().err.splitlines()
   listed = err[err.index(next(l for l in err if l.startswith("refused:"))) + 1:-1]
-  assert len(listed) == 4 and all(" jpeg-420: " in l and "%" in l for l in listed)
-  assert {l.split()[0] + " " + l.split()[1] for l in listed} == {
+  assert listed[:2] == ["  photo_0 copies: only 1 distinct stimuli for 2 rates",
+                        "  photo_0 low jpeg-420: 1.7708 bpp, target 0.6667, +165.6% (q=1)"]
+  assert len(listed) == 6 and all("%" in l for l in listed if " jpeg-420: " in l)
+  assert {l.split()[0] + " " + l.split()[1] for l in listed if " jpeg-420: " in l} == {
       "photo_0 low", "photo_0 high", "photo_1 low", "photo_1 high"}
-  assert err[-1].startswith("error: 4 stimuli outside ±10%")
+  assert err[-1].startswith("error: 4 stimuli outside ±10% of their image's target and 2 "
+                            "conditions without distinct stimuli per rate")
   assert not out.exists()
 
 

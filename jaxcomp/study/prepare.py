@@ -138,7 +138,8 @@ def assign(candidates, targets):
   Minimises the sum of |log(bpp / target)| over the rates, with candidates assigned in rate
   order (a lower target never gets a larger file; for this convex cost that loses nothing) and
   no two rates sharing a stimulus key (identical decoded pixels). Dynamic programme over the
-  candidates sorted by bpp; candidates with the same key are tried one at a time.
+  candidates sorted by bpp; candidates with the same key and different bpp are tried one at a
+  time.
 
   Args:
     candidates: [(bpp > 0, key)] the points available.
@@ -147,14 +148,17 @@ def assign(candidates, targets):
   Returns:
     {label: index into candidates}, or None when there are fewer distinct stimuli than rates.
   """
+  first = {}  # Copies (same key and bpp: e.g. qualities that give one file) count once.
+  for index, (bpp, key) in enumerate(candidates):
+    first.setdefault((key, bpp), index)
   groups = {}
-  for index, (_, key) in enumerate(candidates):
+  for (key, _), index in sorted(first.items(), key=lambda item: item[1]):
     groups.setdefault(key, []).append(index)
   shared = [members for members in groups.values() if len(members) > 1]
   best = (math.inf, None)
   for keep in _one_of_each(shared):
     excluded = {i for members in shared for i in members} - set(keep)
-    pool = [i for i in range(len(candidates)) if i not in excluded]
+    pool = [i for i in first.values() if i not in excluded]
     best = min(best, _monotone_assignment(candidates, targets, pool), key=lambda r: r[0])
   return best[1]
 
