@@ -7,9 +7,10 @@ lr 1e-5).
 
 Args (after ':', comma-separated): one distortion name, optionally q1..q8 (default q3),
 `mean_scale` (mbt2018-mean instead of bmshj2018-hyperprior), `tiny` (the tiny model and crops,
-for trying the pipeline). `--config.init_from` must name the MSE run: its workdir or its exported
-model, of the same architecture and quality. The file is found from any directory by name:
-`--config=finetune.py:lpips,q3` (jaxcomp.train.config_lib.resolve_config_file).
+for trying the pipeline), `calibration=PATH` (lambda from a table written by `jaxcomp calibrate`,
+its lambdas.json or calibration.json, instead of LAMBDAS below). `--config.init_from` must name
+the MSE run: its workdir or its exported model, of the same architecture and quality. The file
+is found from any directory by name: `--config=finetune.py:lpips,q3` (jaxcomp.train.config_lib.resolve_config_file).
 
 Crops: each metric's minimum image size is respected (`patch_size_for`): MS-SSIM needs 161 pixels
 (five scales of an 11-tap window), so `ms_ssim,tiny` trains on 192-pixel crops instead of the
@@ -24,7 +25,9 @@ D is the metric registry's loss (jaxcomp.metrics.registry: 1 - SSIM, 1 - MS-SSIM
 DISTS, 1 - FSIM, 1 - VSI, NLPD), except 'mse', which is 255^2 MSE as in pretraining. A name not
 registered when the run starts stops it with `error: unknown metric ...`.
 
-Lambdas (LAMBDAS below; --config.lmbda overrides):
+Lambdas (LAMBDAS below, or a calibrated table with `calibration=PATH`: the lambda per distortion
+and quality at which the fine-tuned model lands at its MSE parent's bpp, found by `jaxcomp
+calibrate`, jaxcomp/train/calibrate.py; --config.lmbda overrides either):
   mse      CompressAI's MSE lambdas, 0.0018 .. 0.18 (fine-tuning MSE with MSE: the control).
   ms_ssim  CompressAI's MS-SSIM lambdas, 2.40 .. 220 (reference/codec.md): about 1300x the MSE
            lambda of the same quality.
@@ -44,7 +47,7 @@ Lambdas (LAMBDAS below; --config.lmbda overrides):
 
 from jaxcomp.codec import models
 from jaxcomp.metrics import dists, lpips, nlpd, ssim
-from jaxcomp.train import config_lib
+from jaxcomp.train import config_lib, lambda_table
 
 DISTORTIONS = ("mse", "ssim", "ms_ssim", "gmsd", "lpips", "dists", "fsim", "vsi", "nlpd")
 DEFAULT_QUALITY = 3
@@ -87,7 +90,21 @@ LAMBDAS = {
 }
 
 
+def split_calibration(arg):
+  """'lpips,q2,calibration=PATH' -> ('lpips,q2', 'PATH' or None)."""
+  tokens, path = [], None
+  for token in (arg or "").split(","):
+    if token.startswith("calibration="):
+      path = token[len("calibration="):]
+      if not path:
+        raise ValueError("calibration= needs the path of a lambda table (jaxcomp calibrate)")
+    else:
+      tokens.append(token)
+  return ",".join(tokens), path
+
+
 def get_config(arg=None):
+  arg, calibration = split_calibration(arg)
   tokens, quality = config_lib.parse_arg(arg, set(DISTORTIONS) | {"tiny", "mean_scale"})
   names = [t for t in tokens if t in DISTORTIONS]
   if len(names) != 1:
@@ -100,6 +117,9 @@ def get_config(arg=None):
     config = config_lib.tiny(config)
   config.distortion = names[0]
   config.lmbda = LAMBDAS[names[0]][quality]
+  if calibration:
+    config.lmbda = lambda_table.lookup(lambda_table.read(calibration), names[0], quality,
+                                       calibration)
   config.patch_size = patch_size_for(names[0], config.patch_size)
   config.eval.patch_size = patch_size_for(names[0], config.eval.patch_size)
   if config.eval.metrics != "all" and names[0] not in config.eval.metrics.split(","):

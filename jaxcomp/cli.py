@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "jaxcomp.evaluate.cli",
     "jaxcomp.evaluate.plot_cli",
     "jaxcomp.train.cli",
+    "jaxcomp.train.calibrate_cli",
     "jaxcomp.study.cli",
     "jaxcomp.perceptual.cli",
     "jaxcomp.saliency.cli",
@@ -50,7 +51,12 @@ def build_parser():
 
 
 def main(argv=None):
-  args = build_parser().parse_args(argv)
+  parser = build_parser()
+  args, extra = parser.parse_known_args(argv)
+  if extra:  # only commands that set accepts_config_overrides take `--config.<field>=value`
+    if not getattr(args, "accepts_config_overrides", False):
+      parser.parse_args(argv)  # the usual one-line error for the unrecognized arguments
+    args.extra = extra
   try:
     return int(args.func(args) or 0)
   except UserError as e:
