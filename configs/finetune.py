@@ -46,6 +46,7 @@ calibrate`, jaxcomp/train/calibrate.py; --config.lmbda overrides either):
 """
 
 from jaxcomp.codec import models
+from jaxcomp.errors import UserError
 from jaxcomp.metrics import dists, lpips, nlpd, ssim
 from jaxcomp.train import config_lib, lambda_table
 
@@ -118,8 +119,11 @@ def get_config(arg=None):
   config.distortion = names[0]
   config.lmbda = LAMBDAS[names[0]][quality]
   if calibration:
-    config.lmbda = lambda_table.lookup(lambda_table.read(calibration), names[0], quality,
-                                       calibration)
+    try:
+      config.lmbda = lambda_table.lookup(lambda_table.read(calibration), names[0], quality,
+                                         calibration)
+    except UserError as e:  # config files report bad arguments as ValueError (absl's one line)
+      raise ValueError(str(e)) from None
   config.patch_size = patch_size_for(names[0], config.patch_size)
   config.eval.patch_size = patch_size_for(names[0], config.eval.patch_size)
   if config.eval.metrics != "all" and names[0] not in config.eval.metrics.split(","):
