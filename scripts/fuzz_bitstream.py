@@ -49,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 import coding_models  # pylint: disable=wrong-import-position
-from jaxcomp.coding import codec, container  # pylint: disable=wrong-import-position
+from jaxcomp.coding import compression, container  # pylint: disable=wrong-import-position
 from jaxcomp.errors import UserError  # pylint: disable=wrong-import-position
 
 MUST_REFUSE = ("mutation", "removed", "shortened", "extended", "spliced", "header")
@@ -174,13 +174,13 @@ def build_samples(tmp):
   sources = [kite, kite[::-1], kite[:, ::-1], kite[::-1, ::-1]]
   samples = []
   for arch in ("bmshj2018-hyperprior", "mbt2018-mean"):
-    cm = codec.CodingModel(coding_models.export_model(os.path.join(tmp, arch), arch=arch))
+    cm = compression.CodingModel(coding_models.export_model(os.path.join(tmp, arch), arch=arch))
     for h, w in ((80, 96), (37, 61), (1, 1)):
       for k, image in enumerate(sources + [cups]):
         if image is cups and (h, w) == (80, 96):
           continue
         crop = image[k:k + h, k:k + w] if (h, w) == (1, 1) else image[:h, :w]
-        samples.append((cm, codec.compress(cm, np.ascontiguousarray(crop)[None])[0], (h, w)))
+        samples.append((cm, compression.compress(cm, np.ascontiguousarray(crop)[None])[0], (h, w)))
   return samples
 
 
@@ -222,7 +222,7 @@ def main():
     start = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, args.hang_s)
     try:
-      image = codec.decompress(sample[0], bad)
+      image = compression.decompress(sample[0], bad)
       signal.setitimer(signal.ITIMER_REAL, 0)
       stats[category]["accepted"] += 1
       if image.ndim < 2:

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import coding_models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxcomp import images  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxcomp.coding import compression  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ARCH, N, M = "bmshj2018-hyperprior", 8, 12
 SOURCE_IMAGE = os.path.join(ROOT, "tests", "fixtures", "coding", "kite_96x80.png")
@@ -60,11 +60,11 @@ def main():
   with Image.open(SOURCE_IMAGE) as img:
     img.convert("RGB").crop(CROP).save(os.path.join(args.out, "image.png"))
   image, channels = images.read(os.path.join(args.out, "image.png"))
-  cm = codec.CodingModel(model_dir)
-  (data,) = codec.compress(cm, image[None], [channels])
+  cm = compression.CodingModel(model_dir)
+  (data,) = compression.compress(cm, image[None], [channels])
   with open(os.path.join(args.out, "image.jxc"), "wb") as f:
     f.write(data)
-  decoded = codec.decompress(cm, data, "image.jxc")
+  decoded = compression.decompress(cm, data, "image.jxc")
   images.write(os.path.join(args.out, "decoded.png"), decoded)
   shutil.copyfile(os.path.join(model_dir, "fingerprint.txt"),
                   os.path.join(args.out, "fingerprint.txt"))

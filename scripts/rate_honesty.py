@@ -22,14 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from jaxcomp.codec import export, models  # pylint: disable=wrong-import-position
-from jaxcomp.coding import codec, container  # pylint: disable=wrong-import-position
+from jaxcomp.coding import compression, container  # pylint: disable=wrong-import-position
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", help="exported model directory (default: 128/192 test model)")
   parser.add_argument("--photos", default=os.path.join(ROOT, "..", "shared", "data", "photos"))
-  parser.add_argument("--coder", default="constriction", choices=sorted(codec.BACKENDS))
+  parser.add_argument("--coder", default="constriction", choices=sorted(compression.BACKENDS))
   parser.add_argument("--tolerance", type=float, default=0.01)
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
@@ -40,12 +40,12 @@ def main():
     model, variables, _ = export.load(model_dir)
     estimate = jax.jit(
         lambda x: models.rate_bits(model.apply(variables, x, training=False)["likelihoods"]))
-    cm = codec.CodingModel(model_dir)
+    cm = compression.CodingModel(model_dir)
     rows = []
     for path in sorted(glob.glob(os.path.join(args.photos, "*.png"))):
       image = np.asarray(Image.open(path).convert("RGB"))
       est = float(estimate(image[None].astype(np.float32) / 255.0)[0])
-      data = codec.compress(cm, image[None], backend=args.coder)[0]
+      data = compression.compress(cm, image[None], backend=args.coder)[0]
       real = 8 * (len(data) - container.OVERHEAD_BYTES)
       pixels = image.shape[0] * image.shape[1]
       rows.append({"photo": os.path.basename(path), "estimated_bpp": est / pixels,

@@ -22,7 +22,7 @@ from PIL import Image
 
 import parity_weights
 from jaxcomp.codec import compressai_import, entropy_bottleneck, export
-from jaxcomp.coding import codec
+from jaxcomp.coding import compression
 
 SCALE_GAIN = 0.25
 SCALE_SHIFT = 6.0
@@ -80,9 +80,9 @@ def mean_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hyperprior(hyperprior_dir):
-  return codec.CodingModel(hyperprior_dir)
+  return compression.CodingModel(hyperprior_dir)
 
 
 @pytest.fixture(scope="session")
 def mean(mean_dir):
-  return codec.CodingModel(mean_dir)
+  return compression.CodingModel(mean_dir)

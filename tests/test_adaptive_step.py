@@ -10,7 +10,7 @@ import pytest
 
 import coding_models
 from jaxcomp.codec import compressai_import, export, models, transforms
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 from jaxcomp.errors import UserError
 from jaxcomp.train import train
 from train_fixtures import load_config_file
@@ -95,19 +95,19 @@ def test_bitstreams_of_a_step_model_decode_to_the_model_output(step_model_dir):
   """Real files: decoding reproduces the model's own reconstruction, the file size is the model's
   rate (within 1 %), and the steps it coded with vary over the image."""
   assert export.read_config(step_model_dir)["adaptive_step"] is True
-  cm = codec.CodingModel(step_model_dir)
+  cm = compression.CodingModel(step_model_dir)
   model, variables, _ = export.load(step_model_dir)
   image = np.concatenate([coding_models.fixture_image("kite_96x80.png")] * 2, axis=1)[:, :150]
   x = image[None].astype(np.float32) / 255.0
   out = model.apply(variables, x, training=False)
-  data = codec.compress(cm, image[None])[0]
-  decoded = codec.decompress(cm, data)
+  data = compression.compress(cm, image[None])[0]
+  decoded = compression.decompress(cm, data)
   want = np.round(np.clip(np.asarray(out["x_hat"][0]), 0, 1) * 255).astype(np.uint8)
   np.testing.assert_array_equal(decoded, want)
   estimate = float(models.rate_bits(out["likelihoods"])[0])
   assert abs(8 * (len(data) - container.OVERHEAD_BYTES) - estimate) <= 0.01 * estimate
-  y, z = cm.analysis(codec.padded_input(image[None]))
-  steps = codec.symbols(cm, y[0], z[0]).steps
+  y, z = cm.analysis(compression.padded_input(image[None]))
+  steps = compression.symbols(cm, y[0], z[0]).steps
   assert steps.shape == y.shape[1:3] + (1,) and float(steps.max() / steps.min()) > 1.05
 
 

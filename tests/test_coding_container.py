@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from coding_models import fixture_image
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 from jaxcomp.errors import UserError
 
 FUZZ_CASES = 300
@@ -18,13 +18,13 @@ FUZZ_CASES = 300
 
 @pytest.fixture(scope="module")
 def stream(hyperprior):
-  return codec.compress(hyperprior, fixture_image("cups_61x37.png")[None])[0]
+  return compression.compress(hyperprior, fixture_image("cups_61x37.png")[None])[0]
 
 
 def _refused(cm, data, match=None):
   began = time.perf_counter()
   with pytest.raises(UserError, match=match) as info:
-    codec.decompress(cm, data)
+    compression.decompress(cm, data)
   assert time.perf_counter() - began < 0.5
   assert "\n" not in str(info.value)
   return str(info.value)
@@ -105,7 +105,7 @@ def test_damaged_streams_behind_a_valid_checksum_fail_cleanly(hyperprior, stream
     for pos in rng.integers(head, tail, rng.integers(1, 6)):
       body[pos] = rng.integers(0, 256)
     try:
-      image = codec.decompress(hyperprior, _with_crc(bytes(body)))
+      image = compression.decompress(hyperprior, _with_crc(bytes(body)))
       assert image.shape == (37, 61, 3)
     except UserError as e:
       assert "\n" not in str(e)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from coding_models import fixture_image, photos
 from jaxcomp.codec import export, models
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 
 TOLERANCE = 0.01
 
@@ -28,7 +28,7 @@ def _estimator(model_dir):
 
 def _check(cm, model_dir, images):
   estimated = np.asarray(_estimator(model_dir)(images.astype(np.float32) / 255.0))
-  streams = codec.compress(cm, images)
+  streams = compression.compress(cm, images)
   for est, data in zip(estimated, streams):
     real = 8 * (len(data) - container.OVERHEAD_BYTES)
     assert abs(real - est) <= TOLERANCE * est, (real, est)

@@ -13,7 +13,7 @@ from PIL import Image
 from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp.codec import export
-from jaxcomp.coding import codec, constriction_backend, container
+from jaxcomp.coding import compression, constriction_backend, container
 from jaxcomp.codec import tables
 from jaxcomp.errors import UserError
 
@@ -40,33 +40,33 @@ def _model_reconstruction(model_dir, image):
 @pytest.mark.parametrize("size", SIZES, ids=[f"{h}x{w}" for h, w in SIZES])
 def test_round_trip_matches_the_model(hyperprior, hyperprior_dir, size):
   image = _image(*size)
-  data = codec.compress(hyperprior, image[None])[0]
-  decoded = codec.decompress(hyperprior, data)
+  data = compression.compress(hyperprior, image[None])[0]
+  decoded = compression.decompress(hyperprior, data)
   assert decoded.shape == image.shape and decoded.dtype == np.uint8
   np.testing.assert_array_equal(decoded, _model_reconstruction(hyperprior_dir, image))
 
 
 def test_mean_scale_round_trip(mean, mean_dir):
   image = fixture_image("cups_61x37.png")
-  decoded = codec.decompress(mean, codec.compress(mean, image[None])[0])
+  decoded = compression.decompress(mean, compression.compress(mean, image[None])[0])
   np.testing.assert_array_equal(decoded, _model_reconstruction(mean_dir, image))
 
 
 def test_symbols_survive_the_coder(hyperprior):
   image = fixture_image("kite_96x80.png")
-  y, z = hyperprior.analysis(codec.padded_input(image[None]))
-  sym = codec.symbols(hyperprior, y[0], z[0])
-  data = codec.compress(hyperprior, image[None])[0]
-  decoded = codec.decode_symbols(hyperprior, container.parse(data, hyperprior.fingerprint))
+  y, z = hyperprior.analysis(compression.padded_input(image[None]))
+  sym = compression.symbols(hyperprior, y[0], z[0])
+  data = compression.compress(hyperprior, image[None])[0]
+  decoded = compression.decode_symbols(hyperprior, container.parse(data, hyperprior.fingerprint))
   np.testing.assert_array_equal(decoded.z_values, sym.z_values)
   np.testing.assert_array_equal(decoded.y_values, sym.y_values)
-  np.testing.assert_array_equal(decoded.y_rows, sym.y_rows)
+  np.testing.assert_array_equal(decoded.y_indexes, sym.y_indexes)
 
 
 def test_grayscale_decodes_to_grayscale(hyperprior):
   gray = fixture_image("cups_61x37.png").mean(-1).round().astype(np.uint8)
-  data = codec.compress(hyperprior, np.repeat(gray[None, ..., None], 3, -1), channels=[1])[0]
-  decoded = codec.decompress(hyperprior, data)
+  data = compression.compress(hyperprior, np.repeat(gray[None, ..., None], 3, -1), channels=[1])[0]
+  decoded = compression.decompress(hyperprior, data)
   assert decoded.shape == gray.shape
   assert np.abs(decoded.astype(int) - gray).mean() < 40
 
@@ -85,13 +85,13 @@ def test_escapes_round_trip():
 
 def test_out_of_range_latents_are_refused(hyperprior):
   with pytest.raises(UserError, match="out-of-range"):
-    codec.symbols(hyperprior, np.full((4, 4, 24), np.nan, np.float32),
+    compression.symbols(hyperprior, np.full((4, 4, 24), np.nan, np.float32),
                   np.zeros((1, 1, 16), np.float32))
 
 
 def test_compress_is_deterministic(hyperprior):
   image = fixture_image("kite_96x80.png")[None]
-  assert codec.compress(hyperprior, image) == codec.compress(hyperprior, image)
+  assert compression.compress(hyperprior, image) == compression.compress(hyperprior, image)
 
 
 # Command line.

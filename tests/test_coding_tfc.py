@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow_compression")
 
 from coding_models import fixture_image
 from jaxcomp import cli
-from jaxcomp.coding import codec, container, tfc_backend
+from jaxcomp.coding import compression, container, tfc_backend
 from jaxcomp.codec import tables
 from jaxcomp.errors import UserError
 
@@ -25,18 +25,18 @@ def test_tfc_round_trip_equals_constriction(hyperprior, size):
   image = fixture_image("kite_96x80.png")[:size[0], :size[1]]
   if image.shape[:2] != size:
     image = np.resize(image, size + (3,))
-  tfc_data = codec.compress(hyperprior, image[None], backend="tfc")[0]
-  default = codec.compress(hyperprior, image[None])[0]
+  tfc_data = compression.compress(hyperprior, image[None], backend="tfc")[0]
+  default = compression.compress(hyperprior, image[None])[0]
   assert container.parse(tfc_data, hyperprior.fingerprint).backend == "tfc"
-  np.testing.assert_array_equal(codec.decompress(hyperprior, tfc_data),
-                                codec.decompress(hyperprior, default))
+  np.testing.assert_array_equal(compression.decompress(hyperprior, tfc_data),
+                                compression.decompress(hyperprior, default))
 
 
 def test_tfc_mean_scale_round_trip(mean):
   image = fixture_image("cups_61x37.png")[None]
   np.testing.assert_array_equal(
-      codec.decompress(mean, codec.compress(mean, image, backend="tfc")[0]),
-      codec.decompress(mean, codec.compress(mean, image)[0]))
+      compression.decompress(mean, compression.compress(mean, image, backend="tfc")[0]),
+      compression.decompress(mean, compression.compress(mean, image)[0]))
 
 
 def test_tfc_escapes_round_trip():
@@ -51,17 +51,18 @@ def test_tfc_escapes_round_trip():
 
 def test_tfc_rate_is_close_to_constriction(hyperprior):
   image = fixture_image("kite_96x80.png")[None]
-  sizes = [len(codec.compress(hyperprior, image, backend=b)[0]) for b in ("tfc", "constriction")]
+  sizes = [len(compression.compress(hyperprior, image, backend=b)[0])
+           for b in ("tfc", "constriction")]
   assert abs(sizes[0] - sizes[1]) <= 0.01 * sizes[1] + 16
 
 
 def test_tfc_stream_decoded_as_constriction_is_refused_or_garbage(hyperprior):
   """The header names the backend; relabelling a tfc file never crashes the other decoder."""
-  data = codec.compress(hyperprior, fixture_image("cups_61x37.png")[None], backend="tfc")[0]
+  data = compression.compress(hyperprior, fixture_image("cups_61x37.png")[None], backend="tfc")[0]
   b = container.parse(data, hyperprior.fingerprint)
   relabelled = container.pack(container.Bitstream(**{**b.__dict__, "backend": "constriction"}))
   try:
-    assert codec.decompress(hyperprior, relabelled).shape == (37, 61, 3)
+    assert compression.decompress(hyperprior, relabelled).shape == (37, 61, 3)
   except UserError as e:
     assert "\n" not in str(e)
 

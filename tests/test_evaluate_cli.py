@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxcomp import cli
-from jaxcomp.coding import codec
+from jaxcomp.coding import compression
 from jaxcomp.errors import UserError
 from jaxcomp.evaluate import bdrate
 from jaxcomp.evaluate import cli as evaluate_cli
@@ -161,9 +161,9 @@ def test_eval_model_and_bad_image(image_dir, tmp_path, capsys, hyperprior, hyper
   assert set(document["per_image"]) == {"img0.png", "img1.png"}
   assert [e["image"] for e in document["errors"]] == ["broken.png", "gone.png"]
   original = _smooth_image(0)
-  data = codec.compress(hyperprior, original[None])[0]
+  data = compression.compress(hyperprior, original[None])[0]
   assert document["per_image"]["img0.png"]["bpp"] == [8 * len(data) / (40 * 48)]
-  decoded = codec.decompress(hyperprior, data)
+  decoded = compression.decompress(hyperprior, data)
   assert document["per_image"]["img0.png"]["psnr-rgb"][0] == pytest.approx(
       _psnr(decoded, original), abs=1e-3)
 

@@ -39,10 +39,10 @@ def _mse_metric():
 def test_a_point_failing_on_one_image_keeps_the_others(tmp_path):
   paths = _write_images(tmp_path / "images")
   bad_pixel = int(np.asarray(Image.open(paths[1]))[0, 0, 0])
-  codec = rd_eval.Codec(name="raw", description="lossless",
-                        points=(_raw_point("a"), _raw_point("b", fail_on=bad_pixel)))
+  method = rd_eval.Method(name="raw", description="lossless",
+                          points=(_raw_point("a"), _raw_point("b", fail_on=bad_pixel)))
   stream = io.StringIO()
-  (document,) = rd_eval.evaluate(paths, [codec], [_mse_metric()], stream=stream)
+  (document,) = rd_eval.evaluate(paths, [method], [_mse_metric()], stream=stream)
   assert "FAILED at 1 of 2 points (b: RuntimeError: model exploded)" in stream.getvalue()
   assert document["errors"] == [{"image": "im1.png", "point": "b",
                                  "error": "RuntimeError: model exploded"}]
@@ -75,10 +75,10 @@ def test_anchor_registry():
   anchors.register(png)
   try:
     assert anchors.resolve("test-png") == [png] and "test-png" in anchors.names()
-    codec = rd_eval.anchor_codec(png)
-    assert [p.label for p in codec.points] == ["q=0"]
+    method = rd_eval.anchor_method(png)
+    assert [p.label for p in method.points] == ["q=0"]
   finally:
-    anchors._ANCHORS.pop("test-png")  # pylint: disable=protected-access
+    anchors.ANCHORS.remove("test-png")
 
 
 def test_jpeg_subsampling(tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 from coding_models import fixture_image, state_dict
 from jaxcomp import cli, saliency
 from jaxcomp.codec import compressai_import, export, models, padding, ratemap
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 from jaxcomp.evaluate import results, saliency_stats
 from jaxcomp.saliency import sdsp
 
@@ -47,7 +47,7 @@ def test_rate_map_sums_to_the_model_rate_and_to_the_file(loaded, hyperprior):
   assert convenience.shape == (64, 64)
   np.testing.assert_allclose(convenience, np.asarray(maps["y"] + maps["z"])[0], rtol=1e-5)
   # The model's estimate is the real bitstream's size (within the coder's 1%, header excluded).
-  real = 8 * (len(codec.compress(hyperprior, image[None])[0]) - container.OVERHEAD_BYTES)
+  real = 8 * (len(compression.compress(hyperprior, image[None])[0]) - container.OVERHEAD_BYTES)
   assert abs(real - convenience.sum()) <= 0.01 * convenience.sum()
 
 
@@ -181,7 +181,8 @@ def test_eval_saliency_with_model_and_anchor(tmp_path, capsys, hyperprior, hyper
     expected = saliency_stats.rates(rate, region)
     for key, value in expected.items():
       assert table[key][0] == pytest.approx(value, rel=1e-4), key
-    decoded = codec.decompress(hyperprior, codec.compress(hyperprior, original[None])[0])
+    decoded = compression.decompress(hyperprior,
+                                     compression.compress(hyperprior, original[None])[0])
     expected = saliency_stats.quality(original, decoded, region)
     for key, value in expected.items():
       assert table[key][0] == pytest.approx(value, abs=1e-6), key

@@ -16,7 +16,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from jaxcomp.codec import export
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 from jaxcomp import images
 from jaxcomp.codec import tables as coding_tables
 from jaxcomp.errors import UserError
@@ -32,7 +32,7 @@ def _read(name):
 
 @pytest.fixture(scope="module")
 def golden_model():
-  return codec.CodingModel(MODEL)
+  return compression.CodingModel(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +55,12 @@ def test_fingerprint_matches_the_committed_files(golden_model):
 
 
 def test_compress_gives_the_committed_bytes(golden_model, golden_image):
-  (data,) = codec.compress(golden_model, golden_image[None])
+  (data,) = compression.compress(golden_model, golden_image[None])
   assert data == _read("image.jxc")
 
 
 def test_decompress_gives_the_committed_pixels(golden_model):
-  decoded = codec.decompress(golden_model, _read("image.jxc"), "image.jxc")
+  decoded = compression.decompress(golden_model, _read("image.jxc"), "image.jxc")
   expected, _ = images.read(os.path.join(GOLDEN, "decoded.png"))
   assert decoded.dtype == np.uint8 and decoded.shape == expected.shape
   np.testing.assert_array_equal(decoded, expected)
@@ -99,22 +99,22 @@ def _copy_with_changed_row(tmp_path, latent, row, symbol):
 def test_a_changed_table_row_changes_the_bytes(golden_model, golden_image, tmp_path, latent):
   """The byte comparison fails when one table row changes: the coded streams (not only the
   fingerprint in the header) differ."""
-  sym = codec.decode_symbols(golden_model, container.parse(_read("image.jxc"),
+  sym = compression.decode_symbols(golden_model, container.parse(_read("image.jxc"),
                                                            golden_model.fingerprint))
   values = sym.y_values if latent == "y" else sym.z_values
-  rows = sym.y_rows if latent == "y" else codec.z_rows(sym.z_values.shape)
+  rows = sym.y_indexes if latent == "y" else compression.z_indexes(sym.z_values.shape)
   row = int(np.bincount(rows.ravel()).argmax())  # the row that codes the most symbols
   coded = values[rows == row] - getattr(golden_model.tables, latent).offset[row]
   symbol = int(np.bincount(coded[coded >= 0]).argmax())  # its most frequent in-range symbol
-  changed = codec.CodingModel(_copy_with_changed_row(tmp_path, latent, row, symbol))
+  changed = compression.CodingModel(_copy_with_changed_row(tmp_path, latent, row, symbol))
   assert changed.fingerprint != golden_model.fingerprint
-  (data,) = codec.compress(changed, golden_image[None])
+  (data,) = compression.compress(changed, golden_image[None])
   golden = _read("image.jxc")
   streams = slice(container.HEADER_BYTES, -4)
   assert data[streams] != golden[streams]
   # ... and the model with the changed row refuses the golden file (another fingerprint).
   with pytest.raises(UserError, match="different model"):
-    codec.decompress(changed, golden)
+    compression.decompress(changed, golden)
 
 
 @pytest.mark.parametrize("field, value", [("VERSION", 2),
@@ -123,7 +123,7 @@ def test_a_changed_header_field_changes_the_bytes(golden_model, golden_image, mo
                                                   value):
   """The byte comparison fails when the container writer changes one header field."""
   monkeypatch.setattr(container, field, value)
-  (data,) = codec.compress(golden_model, golden_image[None])
+  (data,) = compression.compress(golden_model, golden_image[None])
   golden = _read("image.jxc")
   assert len(data) == len(golden)
   differing = [i for i in range(len(data)) if data[i] != golden[i]]

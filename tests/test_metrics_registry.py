@@ -36,7 +36,7 @@ def test_unknown_name():
 
 
 def test_prefix_family(monkeypatch):
-  monkeypatch.setattr(registry, "_PREFIX_FACTORIES", dict(registry._PREFIX_FACTORIES))
+  monkeypatch.setattr(registry, "METRICS", registry.METRICS.copy())
 
   @registry.register("toy", prefix=True)
   def _toy(arg):

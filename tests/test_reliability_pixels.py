@@ -13,7 +13,7 @@ import pytest
 
 from coding_models import fixture_image
 from jaxcomp import cli, pixels
-from jaxcomp.coding import codec
+from jaxcomp.coding import compression
 from jaxcomp.errors import UserError
 from reliability_files import join, png_header_only, save_image, split
 
@@ -55,11 +55,11 @@ def test_metric_refuses_a_decompression_bomb_in_one_line(tmp_path, capsys):
 
 
 def test_jxc_header_size_checked_before_decoding(hyperprior, capsys, tmp_path, hyperprior_dir):
-  data = codec.compress(hyperprior, fixture_image("cups_61x37.png")[None])[0]
+  data = compression.compress(hyperprior, fixture_image("cups_61x37.png")[None])[0]
   fields, z, y = split(data)
   fields[6] = fields[7] = 65535  # a valid container (CRC recomputed) declaring 65535x65535
   with pytest.raises(UserError, match="65535x65535 = 4294836225 pixels exceeds the pixel limit"):
-    codec.decompress(hyperprior, join(fields, z, y))
+    compression.decompress(hyperprior, join(fields, z, y))
   path = tmp_path / "huge.jxc"
   path.write_bytes(join(fields, z, y))
   assert cli.main(["decompress", "--model", hyperprior_dir, str(path),
@@ -99,7 +99,7 @@ def test_out_of_memory_above_a_raised_limit_is_one_line(tmp_path, hyperprior_dir
     raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 27717025792 "
                                      "bytes.")
 
-  monkeypatch.setattr(codec, "compress", exhausted)
+  monkeypatch.setattr(compression, "compress", exhausted)
   cups = save_image(tmp_path / "cups.png", fixture_image("cups_61x37.png"))
   assert cli.main(["compress", "--model", hyperprior_dir, cups, str(tmp_path / "c.jxc")]) == 2
   _one_line_error(capsys.readouterr().err, "out of memory", "--max-pixels")

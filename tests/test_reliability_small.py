@@ -12,7 +12,7 @@ from coding_models import fixture_image
 from jaxcomp import cli
 from jaxcomp import images
 from jaxcomp.codec import tables
-from jaxcomp.coding import codec
+from jaxcomp.coding import compression
 from jaxcomp.errors import UserError
 from jaxcomp.nets import weights
 
@@ -32,7 +32,7 @@ def test_truncated_tables_npz_is_one_line(tmp_path, hyperprior_dir):
   data = path.read_bytes()
   path.write_bytes(data[:len(data) // 2])
   with pytest.raises(UserError, match="tables.npz \\(truncated or corrupt") as e:
-    codec.CodingModel(str(model))
+    compression.CodingModel(str(model))
   assert "\n" not in str(e.value)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from jaxcomp import cli
 from jaxcomp.codec import export, models
-from jaxcomp.coding import codec
+from jaxcomp.coding import compression
 from jaxcomp.errors import UserError
 from jaxcomp.metrics import registry
 from jaxcomp.train import distortion, train
@@ -198,16 +198,16 @@ def test_bitstream_depends_on_the_saliency_map(tmp_path):
   path = str(tmp_path / "m")
   export.save(path, "bmshj2018-hyperprior", 8, 12, jax.device_get(variables),
               saliency={"model": "sdsp", "input": True, "hyper_input": True})
-  cm = codec.CodingModel(path)
+  cm = compression.CodingModel(path)
   rng = np.random.default_rng(0)
   image = (np.kron(rng.uniform(size=(1, 8, 8, 3)), np.ones((1, 16, 16, 1))) * 255).astype(np.uint8)
-  with_sdsp = codec.compress(cm, image)[0]
+  with_sdsp = compression.compress(cm, image)[0]
   flat = np.zeros_like(cm.saliency_map(image))
-  y, z = cm.analysis(codec.padded_input(image), saliency=flat)
-  with_flat = codec.encode(cm, codec.symbols(cm, y[0], z[0]), 128, 128, 3)
+  y, z = cm.analysis(compression.padded_input(image), saliency=flat)
+  with_flat = compression.encode(cm, compression.symbols(cm, y[0], z[0]), 128, 128, 3)
   assert with_sdsp != with_flat
   for data in (with_sdsp, with_flat):
-    assert codec.decompress(cm, data).shape == (128, 128, 3)
+    assert compression.decompress(cm, data).shape == (128, 128, 3)
 
 
 @pytest.mark.slow

@@ -1,21 +1,36 @@
-"""`jaxcomp bench <name> [options]`: each benchmark is a module in jaxcomp.bench with
-`add_arguments(parser)` and `run(args) -> int`, imported only when it runs."""
+"""`jaxcomp bench <name> [options]`: each benchmark is a module with `add_arguments(parser)` and
+`run(args) -> int`, registered in `BENCHMARKS` by name and imported only when it runs."""
 
 import argparse
+import collections
 import importlib
 
-# name -> (module, one-line help)
-BENCHMARKS = {
-    "train-step": ("jaxcomp.bench.train_step", "one training step (MSE + rate, Adam) vs CompressAI"),
-    "upsample": ("jaxcomp.bench.upsample", "fast up-sampling conv vs lax.conv_transpose vs PyTorch"),
-    "metrics": ("jaxcomp.bench.metrics", "fwd+bwd time of each metric loss vs its PyTorch reference"),
-    "codec": ("jaxcomp.bench.codec", "compress/decompress and entropy-coder time vs CompressAI"),
-    "precision": ("jaxcomp.bench.precision", "bfloat16 vs float32 transforms: rate, PSNR, time"),
-    "study": ("jaxcomp.study.loadbench", "study server load: votes/s, p50/p99 latency, lost votes"),
-    "all": ("jaxcomp.bench.all", "every benchmark at fixed shapes -> one results JSON"),
-    "report": ("jaxcomp.bench.report", "merge results JSONs into a markdown table (+ charts)"),
-    "device": ("jaxcomp.bench.device", "the accelerator check in one call -> <device>.json"),
-}
+from jaxcomp.registry import Registry
+
+Benchmark = collections.namedtuple("Benchmark", ["module", "help"])
+
+BENCHMARKS = Registry("benchmark")  # name -> Benchmark, in the order `jaxcomp bench --help` lists
+for _name, _module, _help in (
+    ("train-step", "jaxcomp.bench.train_step",
+     "one training step (MSE + rate, Adam) vs CompressAI"),
+    ("upsample", "jaxcomp.bench.upsample",
+     "fast up-sampling conv vs lax.conv_transpose vs PyTorch"),
+    ("metrics", "jaxcomp.bench.metrics",
+     "fwd+bwd time of each metric loss vs its PyTorch reference"),
+    ("codec", "jaxcomp.bench.coding_speed",
+     "compress/decompress and entropy-coder time vs CompressAI"),
+    ("precision", "jaxcomp.bench.precision",
+     "bfloat16 vs float32 transforms: rate, PSNR, time"),
+    ("study", "jaxcomp.study.loadbench",
+     "study server load: votes/s, p50/p99 latency, lost votes"),
+    ("all", "jaxcomp.bench.all",
+     "every benchmark at fixed shapes -> one results JSON"),
+    ("report", "jaxcomp.bench.report",
+     "merge results JSONs into a markdown table (+ charts)"),
+    ("device", "jaxcomp.bench.device",
+     "the accelerator check in one call -> <device>.json"),
+):
+  BENCHMARKS.register(_name, Benchmark(_module, _help))
 
 
 def register(subparsers):

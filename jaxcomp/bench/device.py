@@ -64,11 +64,12 @@ import numpy as np
 import optax
 from flax.training import train_state
 from PIL import Image
+from safetensors.numpy import save_file
 
 from jaxcomp.bench import all as bench_all
 from jaxcomp.bench import flops, inputs, report, timing
 from jaxcomp.codec import export, models
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.metrics import registry
@@ -362,8 +363,6 @@ def run_train_step(preset, seconds, peak_override=None):
 
 def _write_stand_in_weights(cache):
   """Random weights of the pretrained bundles' exact shapes (timing only) + a manifest."""
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-
   os.makedirs(cache, exist_ok=True)
   rng = np.random.default_rng(0)
   manifest = {"format": 1, "bundles": {}}
@@ -615,32 +614,33 @@ def time_codec(cm, image, repeats):
   batch = image[None]
   height, width = image.shape[:2]
   t0 = time.perf_counter()
-  data = codec.compress(cm, batch)[0]
-  decoded = codec.decompress(cm, data)
+  data = compression.compress(cm, batch)[0]
+  decoded = compression.decompress(cm, data)
   first_s = time.perf_counter() - t0
-  x = codec.padded_input(batch)
+  x = compression.padded_input(batch)
   y, z = cm.analysis(x)
-  sym = codec.symbols(cm, y[0], z[0])
+  sym = compression.symbols(cm, y[0], z[0])
   bitstream = container.parse(data, cm.fingerprint)
-  z_coder, y_coder = cm.coder(codec.DEFAULT_BACKEND, "z"), cm.coder(codec.DEFAULT_BACKEND, "y")
-  z_rows = codec.z_rows(sym.z_values.shape)
+  z_coder = cm.coder(compression.DEFAULT_BACKEND, "z")
+  y_coder = cm.coder(compression.DEFAULT_BACKEND, "y")
+  z_indexes = compression.z_indexes(sym.z_values.shape)
   y_hat = sym.y_values.astype(np.float32)
   if sym.means is not None:
     y_hat = y_hat + sym.means
 
   def encode():
-    z_coder.encode(sym.z_values, z_rows)
-    y_coder.encode(sym.y_values, sym.y_rows)
+    z_coder.encode(sym.z_values, z_indexes)
+    y_coder.encode(sym.y_values, sym.y_indexes)
 
   def decode():
-    z_coder.decode(bitstream.z_stream, z_rows)
-    y_coder.decode(bitstream.y_stream, sym.y_rows)
+    z_coder.decode(bitstream.z_stream, z_indexes)
+    y_coder.decode(bitstream.y_stream, sym.y_indexes)
 
   row = {"height": height, "width": width, "first_s": first_s,
-         "compress_s": timing.median_s(lambda: codec.compress(cm, batch), repeats),
-         "decompress_s": timing.median_s(lambda: codec.decompress(cm, data), repeats),
+         "compress_s": timing.median_s(lambda: compression.compress(cm, batch), repeats),
+         "decompress_s": timing.median_s(lambda: compression.decompress(cm, data), repeats),
          "analysis_s": timing.median_s(lambda: cm.analysis(x), repeats),
-         "hyper_s": timing.median_s(lambda: codec.symbols(cm, y[0], z[0]), repeats),
+         "hyper_s": timing.median_s(lambda: compression.symbols(cm, y[0], z[0]), repeats),
          "synthesis_s": timing.median_s(lambda: cm.synthesis(y_hat[None]), repeats),
          "entropy_encode_s": timing.median_s(encode, repeats),
          "entropy_decode_s": timing.median_s(decode, repeats),
@@ -659,9 +659,9 @@ def time_codec(cm, image, repeats):
 
 def run_codec(preset, seconds, model_dir, model_source, paths):
   began = time.perf_counter()
-  cm = codec.CodingModel(model_dir)
+  cm = compression.CodingModel(model_dir)
   result = {"model": model_source, "N": cm.config["N"], "M": cm.config["M"],
-            "coder": codec.DEFAULT_BACKEND, "images": {}}
+            "coder": compression.DEFAULT_BACKEND, "images": {}}
   for i, (height, width) in enumerate(preset.codec_sizes):
     key = f"{width}x{height}"
     if i and time.perf_counter() - began > seconds:
@@ -680,11 +680,11 @@ def run_codec(preset, seconds, model_dir, model_source, paths):
 def _encode(cm, images, devices=None):
   """`codec.compress` keeping the symbols: [(bytes, Symbols)] of a batch (same steps)."""
   height, width = images.shape[1:3]
-  y, z = cm.analysis(codec.padded_input(images), devices)
+  y, z = cm.analysis(compression.padded_input(images), devices)
   out = []
   for i in range(images.shape[0]):
-    sym = codec.symbols(cm, y[i], z[i])
-    out.append((codec.encode(cm, sym, height, width, 3), sym))
+    sym = compression.symbols(cm, y[i], z[i])
+    out.append((compression.encode(cm, sym, height, width, 3), sym))
   return out
 
 
@@ -692,8 +692,8 @@ def _decode(cm, data):
   """(Symbols, image) or (None, error text); a CRC mismatch is reported by decode_symbols."""
   try:
     bitstream = container.parse(data, cm.fingerprint)
-    sym = codec.decode_symbols(cm, bitstream)
-    return sym, codec.reconstruct(cm, sym, bitstream.height, bitstream.width, 3)
+    sym = compression.decode_symbols(cm, bitstream)
+    return sym, compression.reconstruct(cm, sym, bitstream.height, bitstream.width, 3)
   except UserError as e:
     return None, str(e)
 
@@ -723,7 +723,7 @@ def _case(encoder, decoder, images, batch, devices, label):
         row["decode_errors"].append(image)
       continue
     if (np.array_equal(got.z_values, sym.z_values) and np.array_equal(got.y_values, sym.y_values)
-        and np.array_equal(got.y_rows, sym.y_rows)):
+        and np.array_equal(got.y_indexes, sym.y_indexes)):
       row["symbols_exact"] += 1
     with enc_ctx():
       _, own = _decode(enc_cm, data)
@@ -750,15 +750,15 @@ def run_determinism(preset, seconds, model_dir, model_source, paths):
   on_cpu = lambda: jax.default_device(cpu[0])  # noqa: E731
   on_default = contextlib.nullcontext
   with on_cpu():
-    cpu_cm = codec.CodingModel(model_dir)
-    cpu_cm_other = codec.CodingModel(model_dir)  # a separate decoder instance
+    cpu_cm = compression.CodingModel(model_dir)
+    cpu_cm_other = compression.CodingModel(model_dir)  # a separate decoder instance
   height, width = preset.det_size
   images = np.stack([photo(paths, i, height, width) for i in range(preset.det_images)])
   result = {"model": model_source, "images": len(images), "size": [height, width],
             "accelerator": accelerator.device_kind if accelerator else None, "cases": []}
   plan = []
   if accelerator is not None:
-    dev_cm = codec.CodingModel(model_dir)
+    dev_cm = compression.CodingModel(model_dir)
     for batch in preset.det_batches:
       plan.append(((dev_cm, on_default), (cpu_cm, on_cpu), batch, None,
                    f"{accelerator.platform}->cpu"))

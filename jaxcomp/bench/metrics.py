@@ -65,7 +65,7 @@ def _version(distribution):
 
 def _reference_loss(name):
   """(torch loss fn (x, y) -> [B], description), or None when the package is not importable."""
-  try:
+  try:  # torch and the reference packages: optional, absent from the core install
     import torch  # pylint: disable=g-import-not-at-top
     if name == "mse":
       return (lambda x, y: torch.mean((x - y) ** 2, dim=(1, 2, 3))), f"torch {torch.__version__}"

@@ -18,6 +18,8 @@ and links them from it. The page and charts are written whole or not at all.
 import json
 import os
 
+import numpy as np
+
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 
@@ -305,10 +307,10 @@ def _machines(files, baseline_name):
 
 def _bar_chart(path, table, machines):
   """Grouped bars: one group per machine, one bar per series."""
+  # matplotlib (about half a second to import) only when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
 
   labels = list(table.chart)
   width = 0.8 / len(labels)

@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmarks: compile once, then the median of repeated runs."""
 
+import importlib
 import json
 import platform
 import statistics
@@ -66,7 +67,6 @@ def machine():
 
 def torch_available(*modules):
   """True when torch (and the named modules) import; otherwise prints why the side is skipped."""
-  import importlib  # pylint: disable=g-import-not-at-top
   for name in ("torch",) + modules:
     try:
       importlib.import_module(name)

@@ -39,6 +39,7 @@ def add_arguments(parser):
 
 def _compressai_step(arch, N, M, x_nhwc, lmbda):
   """A callable running one CompressAI training step on the same batch."""
+  # torch and CompressAI: optional references (checked by timing.torch_available first).
   import torch  # pylint: disable=g-import-not-at-top
   from compressai.models import MeanScaleHyperprior, ScaleHyperprior  # pylint: disable=g-import-not-at-top
 
@@ -95,7 +96,7 @@ def run(args):
           f"{result['achieved_flops_per_s'] / 1e12:.3f} TFLOP/s = {100 * result['mfu']:.2f}% of "
           f"{result['peak_flops_per_s'] / 1e12:.3f} TFLOP/s ({source})")
   if not args.no_torch and timing.torch_available("compressai"):
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top  (optional, checked just above)
 
     torch_time = timing.time_torch(_compressai_step(args.arch, N, M, x, lmbda), args.repeats, 120)
     result.update(compressai_step_s=torch_time["median_s"],

@@ -54,7 +54,7 @@ def run(args):
     results[name] = timing.time_call(_grad_fn(f), x, kernel, repeats=args.repeats,
                                      budget_s=args.budget)
   if timing.torch_available():
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top  (optional, checked just above)
 
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
     wt = torch.from_numpy(kernel.transpose(2, 3, 0, 1).copy()).requires_grad_()

@@ -14,8 +14,9 @@ builds its own tables from the density.
 import re
 
 import numpy as np
+from safetensors.numpy import load_file
 
-from jaxcomp.codec import models
+from jaxcomp.codec import export, models
 from jaxcomp.errors import UserError
 
 _IGNORED = re.compile(
@@ -84,7 +85,6 @@ def convert(arch, state_dict):
   if quantiles is None:
     raise UserError("the state_dict has no entropy_bottleneck.quantiles")
   variables = {"params": params, "quantiles": {"entropy_bottleneck": {"z": quantiles}}}
-  from jaxcomp.codec import export  # pylint: disable=g-import-not-at-top
   export.check_shapes(models.build(arch, N, M), variables, f"{arch} state_dict")
   return variables, N, M
 
@@ -122,7 +122,6 @@ def read_checkpoint(path):
   state_dicts are read without torch.
   """
   if path.endswith(".safetensors"):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
     try:
       return dict(load_file(path))
     except Exception as e:  # pylint: disable=broad-except
@@ -133,7 +132,7 @@ def read_checkpoint(path):
         return {k: f[k] for k in f.files}
     except Exception as e:  # pylint: disable=broad-except  (zip, EOF, format errors)
       raise UserError(f"cannot read {path} as an .npz state_dict: {e}") from None
-  try:
+  try:  # torch only for .pth files: the `torch` extra, not the core install
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise UserError("reading a PyTorch checkpoint needs torch: pip install 'jaxcomp[torch]' "

@@ -46,6 +46,7 @@ from jaxcomp.codec import models
 from jaxcomp.codec import tables as coding_tables
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
+from jaxcomp.registry import parse_spec
 
 FORMAT = "jaxcomp-model"
 VERSION = 1
@@ -94,7 +95,8 @@ def save(path, arch, N, M, variables, source="", extra_files=None, saliency=None
   if saliency is not None and (saliency.get("input") or saliency.get("hyper_input")):
     spec = saliency["model"]
     if spec not in ("sdsp", "centre"):
-      learned_dir = spec[len("learned:"):] if spec.startswith("learned:") else spec
+      name, arg = parse_spec(spec)
+      learned_dir = arg if name == "learned" and arg is not None else spec
       if not os.path.isdir(learned_dir):
         raise UserError(f"saliency model folder not found: {learned_dir}")
       spec = "learned"

@@ -46,23 +46,3 @@ def likelihood(y_hat, scales, means=None):
   values = jnp.abs(values)
   lik = _standard_cdf((0.5 - values) / scales) - _standard_cdf((-0.5 - values) / scales)
   return bounds.lower_bound(lik, jnp.asarray(LIKELIHOOD_BOUND, lik.dtype))
-
-
-def scale_indexes(scales, table=None):
-  """Index of the smallest table scale >= the (lower-bounded) scale, clipped to the table.
-
-  This is CompressAI's `build_indexes` (it rounds the scale up; tensorflow-compression truncates a
-  continuous index, i.e. rounds down). Works on numpy or jax arrays.
-
-  Args:
-    scales: [...] scales.
-    table: [T] increasing scales; default `scale_table()`.
-
-  Returns:
-    [...] int32 in [0, T-1].
-  """
-  table = scale_table() if table is None else table
-  xp = np if isinstance(scales, np.ndarray) else jnp
-  scales = xp.maximum(scales, SCALE_BOUND)
-  below = xp.asarray(table[:-1], dtype=scales.dtype)
-  return xp.sum(scales[..., None] > below, axis=-1).astype(xp.int32)

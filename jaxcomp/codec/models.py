@@ -50,6 +50,7 @@ import jax.numpy as jnp
 from jaxcomp.codec import entropy_bottleneck, gaussian_conditional, padding
 from jaxcomp.codec.transforms import (AnalysisTransform, HyperAnalysis, HyperSynthesis,
                                       StepSynthesis, SynthesisTransform)
+from jaxcomp.registry import Registry
 
 DOWNSAMPLING = 64
 
@@ -181,13 +182,13 @@ class Arch:
   channels: dict  # quality -> (N, M)
 
 
-ARCHS = {
-    "bmshj2018-hyperprior": Arch(
-        "bmshj2018-hyperprior", False,
-        {q: (128, 192) if q <= 5 else (192, 320) for q in range(1, 9)}),
-    "mbt2018-mean": Arch(
-        "mbt2018-mean", True, {q: (128, 192) if q <= 4 else (192, 320) for q in range(1, 9)}),
-}
+ARCHS = Registry("architecture")  # name -> Arch
+for _arch in (
+    Arch("bmshj2018-hyperprior", False,
+         {q: (128, 192) if q <= 5 else (192, 320) for q in range(1, 9)}),
+    Arch("mbt2018-mean", True, {q: (128, 192) if q <= 4 else (192, 320) for q in range(1, 9)}),
+):
+  ARCHS.register(_arch.name, _arch)
 
 # CompressAI's lambdas for L = R + lambda * 255^2 * MSE, quality 1..8.
 MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932,
@@ -202,9 +203,7 @@ def build(arch, N=None, M=None, quality=None, ste=False, dtype=jnp.float32,
   `saliency_hyper` give the encoder a saliency map (learned bit allocation); `adaptive_step`
   adds the quantization-step branch h_q.
   """
-  if arch not in ARCHS:
-    raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
-  spec = ARCHS[arch]
+  spec, _ = ARCHS.lookup(arch)  # UserError for an unknown name
   if N is None or M is None:
     N, M = spec.channels[quality or 1]
   return Hyperprior(N=N, M=M, mean_scale=spec.mean_scale, ste=ste, dtype=dtype,

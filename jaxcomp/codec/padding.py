@@ -5,6 +5,7 @@ split evenly between top/bottom and left/right, the extra pixel going to the bot
 """
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def padding_for(height, width, multiple=64):
@@ -16,11 +17,15 @@ def padding_for(height, width, multiple=64):
 
 
 def pad(x, multiple=64):
-  """[B, H, W, C] -> ([B, H', W', C] zero-padded, padding); H', W' multiples of `multiple`."""
+  """[B, H, W, C] -> ([B, H', W', C] zero-padded, padding); H', W' multiples of `multiple`.
+
+  A numpy array is padded in numpy (on the host, e.g. for the encoder), anything else with jnp.
+  """
   pads = padding_for(x.shape[1], x.shape[2], multiple)
   if pads == ((0, 0), (0, 0)):
     return x, pads
-  return jnp.pad(x, ((0, 0),) + pads + ((0, 0),)), pads
+  xp = np if isinstance(x, np.ndarray) else jnp
+  return xp.pad(x, ((0, 0),) + pads + ((0, 0),)), pads
 
 
 def crop(x, pads):

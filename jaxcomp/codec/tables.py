@@ -69,12 +69,30 @@ class CodingTables:
     y: CdfTables with one row per scale-table entry.
     z: CdfTables with one row per channel of z.
     scale_bounds: [T - 1] float32, the scale-table entries that separate the y rows; a scale s
-      selects row #{t : s > scale_bounds[t]} (stored as their uint32 bit patterns).
+      selects row #{t : s > scale_bounds[t]}, its scale index (`scale_indexes`; stored as their
+      uint32 bit patterns).
   """
 
   y: CdfTables
   z: CdfTables
   scale_bounds: np.ndarray
+
+
+def scale_indexes(scales, bounds):
+  """The scale index (y table row) of every scale: #{t : scale > bounds[t]}.
+
+  CompressAI's `build_indexes` (a scale selects the smallest table entry >= it; tensorflow-
+  compression truncates a continuous index, i.e. rounds down). Scales at or below the first bound
+  (including those under the likelihood's lower bound 0.11) select row 0.
+
+  Args:
+    scales: [...] float32 numpy scales.
+    bounds: [T - 1] increasing float32 bounds, `CodingTables.scale_bounds`.
+
+  Returns:
+    [...] int32 in [0, T - 1].
+  """
+  return np.searchsorted(bounds, scales, side="left").astype(np.int32)
 
 
 def quantize_pmf(pmf, precision=PRECISION):
@@ -139,7 +157,7 @@ def gaussian_tables(scales, tail_mass=TAIL_MASS, precision=PRECISION):
   """CdfTables for N(0, s^2) * U(-1/2, 1/2), one row per scale-table entry.
 
   Row t codes the scales that select it, (scales[t-1], scales[t]] (CompressAI's rounding up,
-  `gaussian_conditional.scale_indexes`; row 0: every scale <= scales[0]). Its distribution uses
+  `scale_indexes`; row 0: every scale <= scales[0]). Its distribution uses
   the geometric centre of that interval, sqrt(scales[t-1] * scales[t]) (scales[0] for row 0), so
   that the table is not systematically wider than the scales it codes (always using the upper end
   costs up to log2(scales[t] / scales[t-1]) = 0.18 bits per symbol with the default table); its

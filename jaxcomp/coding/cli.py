@@ -98,11 +98,11 @@ def _finish(pairs, failures):
 
 def _compress_group(cm, loaded, members, backend):
   """{index: bytes or exception} for inputs of one size; a failing batch is retried per image."""
-  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import compression  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   try:
-    streams = codec.compress(cm, np.stack([loaded[i][0] for i in members]),
+    streams = compression.compress(cm, np.stack([loaded[i][0] for i in members]),
                              [loaded[i][1] for i in members], backend=backend)
     return dict(zip(members, streams))
   except UserError as e:
@@ -115,13 +115,13 @@ def _compress_group(cm, loaded, members, backend):
 
 
 def run_compress(args):
-  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import compression  # pylint: disable=g-import-not-at-top
   from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   images.show_warnings()
   pixels.set_from_args(args)
   pairs = _pairs(args.paths, ".jxc")
-  cm = codec.CodingModel(args.model)
+  cm = compression.CodingModel(args.model)
   cm.coder(args.coder, "y")
   loaded, failures = {}, {}
   for i, (src, _) in enumerate(pairs):
@@ -155,21 +155,21 @@ def run_compress(args):
 
 
 def run_decompress(args):
-  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import compression  # pylint: disable=g-import-not-at-top
   from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   pixels.set_from_args(args)
   pairs = _pairs(args.paths, ".png")
   for _, dst in pairs:
     images.check_extension(dst)
-  cm = codec.CodingModel(args.model)
+  cm = compression.CodingModel(args.model)
   failures = {}
   for i, (src, dst) in enumerate(pairs):
     try:
       with open(src, "rb") as f:
         blob = f.read()
       began = time.perf_counter()
-      image = codec.decompress(cm, blob, where=src)
+      image = compression.decompress(cm, blob, where=src)
       seconds = time.perf_counter() - began
       images.write(dst, image)
     except (UserError, OSError) as e:

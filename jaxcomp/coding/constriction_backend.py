@@ -13,7 +13,7 @@ Escapes: a value whose symbol falls outside [0, L) is coded as the escape bin L;
 the escaped values (in group order) follow as an Elias-gamma-like code with uniform models:
 r = -2s - 1 for s < 0 or 2(s - L) for s >= L, k = floor(log2(r + 1)) as Uniform(32), then the k
 low bits of r + 1 as Uniform(2^min(k, 16)) and, for k > 16, the remaining k - 16 bits.
-Values must satisfy |value| <= 2^30 (`codec` checks this before encoding).
+Values must satisfy |value| <= 2^30 (`compression` checks this before encoding).
 
 The stream is the coder's uint32 words, little-endian (a multiple of 4 bytes).
 """
@@ -71,9 +71,10 @@ class Coder:
     return (order, present, counts, np.repeat(self._in_range[present], counts),
             np.repeat(self._offset[present], counts))
 
-  def encode(self, values, rows):
-    """values, rows: [n] integer arrays (|values| <= 2^30, rows in [0, R)) -> bytes."""
-    order, present, counts, limit, offset = self._groups(np.asarray(rows).ravel())
+  def encode(self, values, indexes):
+    """values, indexes: [n] integer arrays (|values| <= 2^30; indexes: the table row of every
+    symbol, in [0, R)) -> bytes."""
+    order, present, counts, limit, offset = self._groups(np.asarray(indexes).ravel())
     symbols = np.asarray(values, np.int32).ravel()[order] - offset
     escaped = (symbols < 0) | (symbols >= limit)
     coded = np.where(escaped, limit, symbols)
@@ -85,11 +86,11 @@ class Coder:
       _encode_escapes(encoder, symbols[escaped].astype(np.int64), limit[escaped].astype(np.int64))
     return encoder.get_compressed().astype("<u4").tobytes()
 
-  def decode(self, data, rows):
-    """Inverse of `encode`: (bytes, rows [n]) -> [n] int32 values. ValueError on bad input."""
+  def decode(self, data, indexes):
+    """Inverse of `encode`: (bytes, indexes [n]) -> [n] int32 values. ValueError on bad input."""
     if len(data) % 4:
       raise ValueError("stream length is not a multiple of 4 bytes")
-    order, present, counts, limit, offset = self._groups(np.asarray(rows).ravel())
+    order, present, counts, limit, offset = self._groups(np.asarray(indexes).ravel())
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
     try:
       symbols = np.concatenate([decoder.decode(self._model(row), count)

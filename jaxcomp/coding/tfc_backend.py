@@ -38,9 +38,10 @@ class Coder:
     rows = np.asarray(rows, np.int32).ravel()
     return rows, (np.asarray(values, np.int64).ravel() - self._offset[rows]).astype(np.int32)
 
-  def encode(self, values, rows):
-    """values, rows: [n] integer arrays (|values| <= 2^30, rows in [0, R)) -> bytes."""
-    rows, symbols = self._symbols_and_rows(values, rows)
+  def encode(self, values, indexes):
+    """values, indexes: [n] integer arrays (|values| <= 2^30; indexes: the table row of every
+    symbol, in [0, R)) -> bytes."""
+    rows, symbols = self._symbols_and_rows(values, indexes)
     try:
       with tf.device("/cpu:0"):
         handle = tfc.create_range_encoder([], self._lookup)
@@ -49,9 +50,9 @@ class Coder:
     except tf.errors.OpError as e:  # e.g. re-encoding what a crafted stream decoded to
       raise ValueError(e.message.splitlines()[0]) from None
 
-  def decode(self, data, rows):
-    """Inverse of `encode`: (bytes, rows [n]) -> [n] int32 values. ValueError on bad input."""
-    rows = np.asarray(rows, np.int32).ravel()
+  def decode(self, data, indexes):
+    """Inverse of `encode`: (bytes, indexes [n]) -> [n] int32 values. ValueError on bad input."""
+    rows = np.asarray(indexes, np.int32).ravel()
     try:
       with tf.device("/cpu:0"):
         handle = tfc.create_range_decoder(tf.constant(data, tf.string), self._lookup)

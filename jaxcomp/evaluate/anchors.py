@@ -22,6 +22,7 @@ import PIL
 from PIL import Image, features
 
 from jaxcomp.errors import UserError
+from jaxcomp.registry import Registry
 
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_QUALITIES = (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -48,28 +49,27 @@ class Anchor:
   load: Callable[[str], np.ndarray]
 
 
-_ANCHORS = {}
+ANCHORS = Registry("anchor")
 _ALIASES = {"jpeg": ("jpeg-420", "jpeg-444")}
 
 
 def register(anchor):
   """Adds `anchor` under `anchor.name` (ValueError if the name is taken)."""
-  if anchor.name in _ANCHORS or anchor.name in _ALIASES:
+  if anchor.name in _ALIASES:
     raise ValueError(f"anchor '{anchor.name}' is registered twice")
-  _ANCHORS[anchor.name] = anchor
-  return anchor
+  return ANCHORS.register(anchor.name, anchor)
 
 
 def names():
   """Registered anchor names and aliases, sorted."""
-  return sorted(set(_ANCHORS) | set(_ALIASES))
+  return sorted(set(ANCHORS) | set(_ALIASES))
 
 
 def get(name):
-  """The `Anchor` called `name` (UserError if unknown)."""
-  if name not in _ANCHORS:
-    raise UserError(f"unknown anchor '{name}' (known: {', '.join(names())})")
-  return _ANCHORS[name]
+  """The `Anchor` called `name` (UserError if unknown; an alias is expanded by `resolve`)."""
+  if name not in ANCHORS:
+    raise ANCHORS.unknown(name, names())
+  return ANCHORS[name]
 
 
 def resolve(spec):

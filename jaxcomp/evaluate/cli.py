@@ -264,18 +264,18 @@ def run_eval(args):
     from jaxcomp.evaluate import saliency_maps  # pylint: disable=g-import-not-at-top
     saliency = saliency_maps.resolve(args.saliency, image_paths)
   metrics = _metrics(args.metrics)
-  codecs = [rd_eval.model_codec(dirs, name) for name, dirs in curves.items()]
-  codecs += [rd_eval.anchor_codec(a, qualities) for a in anchor_list]
-  sys.stderr.write(f"evaluating {len(image_paths)} images x {len(codecs)} curves "
-                   f"({sum(len(c.points) for c in codecs)} points), metrics: "
+  methods = [rd_eval.model_method(dirs, name) for name, dirs in curves.items()]
+  methods += [rd_eval.anchor_method(a, qualities) for a in anchor_list]
+  sys.stderr.write(f"evaluating {len(image_paths)} images x {len(methods)} curves "
+                   f"({sum(len(c.points) for c in methods)} points), metrics: "
                    f"{', '.join(m.key for m in metrics) or 'none'}"
                    f"{_region_text(saliency, fraction)}\n")
-  documents = rd_eval.evaluate(image_paths, codecs, metrics, saliency=saliency, fraction=fraction,
+  documents = rd_eval.evaluate(image_paths, methods, metrics, saliency=saliency, fraction=fraction,
                                rate_map_dir=args.rate_maps)
   if saliency is not None:
     for document in documents:
       document["salient_region"] = {"saliency": saliency.description, "fraction": fraction}
-  return _write_outputs(args, codecs, documents, published, targets, len(image_paths))
+  return _write_outputs(args, methods, documents, published, targets, len(image_paths))
 
 
 def _salient_fraction(args):
@@ -303,7 +303,7 @@ def _published(path):
   return {**document, "name": f"{document['name']} (published)"}
 
 
-def _write_outputs(args, codecs, documents, published, targets, n_images):
+def _write_outputs(args, methods, documents, published, targets, n_images):
   """Results files, table and plot; the exit status (1 if anything failed)."""
   # pylint: disable=g-import-not-at-top
   from jaxcomp.evaluate import plots, rate_matched, rd_eval, results
@@ -313,7 +313,7 @@ def _write_outputs(args, codecs, documents, published, targets, n_images):
     first = next((e for d in documents for e in d["errors"]), {"error": "unknown"})
     raise UserError(f"no image succeeded at every point of any curve (first failure: "
                     f"{first.get('image', '')}: {first['error']}); nothing written")
-  paths = _output_paths(args.out, [c.name for c in codecs])
+  paths = _output_paths(args.out, [c.name for c in methods])
   for document in documents:
     results.write(paths[document["name"]], document)
     print(f"{document['name']}: {counts[document['name']]} of {n_images} images -> "

@@ -21,6 +21,8 @@ over it and the salient region's outline.
 import colorsys
 import math
 
+import numpy as np
+
 from jaxcomp.evaluate import results
 from jaxcomp.fileio import atomic_path
 
@@ -147,6 +149,7 @@ def rd_figure(documents, published=(), keys=None, title=None):
   Returns:
     (figure, clipped): clipped is True if some anchor point lies outside its panel.
   """
+  # matplotlib (about half a second to import) only when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -208,6 +211,7 @@ def rd_plot(path, documents, published=(), keys=None, title=None):
   Returns:
     whether some anchor point was clipped.
   """
+  # matplotlib only when a figure is drawn (rd_figure has selected the Agg backend).
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
   fig, clipped = rd_figure(documents, published, keys, title)
@@ -234,9 +238,9 @@ def rate_map_overlay(path, image, rate_map, region=None, title=None):
     region: optional [H, W] bool salient region, outlined.
     title: optional title.
   """
+  # matplotlib (about half a second to import) only when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
   height, width = image.shape[:2]

@@ -1,18 +1,18 @@
-"""Rate-distortion evaluation with real files: every image through every codec point.
+"""Rate-distortion evaluation with real files: every image through every point of every method.
 
-For each image and each point of each codec (an exported model, or an anchor at one quality):
+For each image and each point of each method (an exported model, or an anchor at one quality):
 write the compressed file, bpp = 8 * file size / (H * W) of the original image, decode the file
 back to 8-bit RGB, and compute every metric of the decoded image against the original (both as
 [1, H, W, 3] float32 in [0, 1]). Encoding and decoding are timed; a point's first image of each
 size is coded once untimed beforehand, so JIT compilation is not in the times.
 
 Failures are per image: an unreadable image is left out; a point that raises on an image (the
-model, the codec or a metric) gives null values for that image and point, and the image is left
-out of that codec's means (`results` module). Everything that failed is listed in `errors`.
+model, the anchor or a metric) gives null values for that image and point, and the image is left
+out of that method's means (`results` module). Everything that failed is listed in `errors`.
 
 Saliency (optional): given a saliency map of each original image, every point also gets the
-salient-region keys of `saliency_stats` (PSNR inside / outside the region for every codec; the
-share of bits and bpp inside / outside for codecs whose points have a rate map, i.e. models), and
+salient-region keys of `saliency_stats` (PSNR inside / outside the region for every method; the
+share of bits and bpp inside / outside for methods whose points have a rate map, i.e. models), and
 with `rate_map_dir` every model point writes its rate map over the image
 (`<rate_map_dir>/<curve>/<image stem>.p<point index>.png`, `plots.rate_map_overlay`).
 """
@@ -32,7 +32,7 @@ from PIL import Image
 from jaxcomp import images
 from jaxcomp.codec import export
 from jaxcomp.codec import ratemap
-from jaxcomp.coding import codec as coding_codec
+from jaxcomp.coding import compression
 from jaxcomp.errors import UserError
 from jaxcomp.evaluate import plots
 from jaxcomp.evaluate import results, saliency_stats
@@ -41,16 +41,16 @@ from jaxcomp.metrics import registry
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-  """One operating point of a codec.
+  """One operating point of a method.
 
   Attributes:
     label: e.g. 'q=50' or the model directory.
     extension: of its compressed files, with the dot.
     encode: (image [H, W, 3] uint8, path) -> None; writes the compressed file.
     decode: path -> [H, W, 3] uint8.
-    warm_up: code each new image size once untimed first (for JIT-compiled codecs).
+    warm_up: code each new image size once untimed first (for JIT-compiled methods).
     rate_map: optional image [H, W, 3] uint8 -> [H, W] bits per pixel the point spends where
-      (`jaxcomp.codec.ratemap`); None for codecs without one (anchors).
+      (`jaxcomp.codec.ratemap`); None for methods without one (anchors).
   """
 
   label: str
@@ -62,45 +62,52 @@ class Point:
 
 
 @dataclasses.dataclass(frozen=True)
-class Codec:
-  """A named curve: its points, low to high rate where that is known."""
+class Method:
+  """A compression method evaluated as one named curve: its points, low to high rate where that
+  is known (an anchor swept over qualities, or a list of exported models)."""
 
   name: str
   description: str
   points: Tuple[Point, ...]
 
 
-def anchor_codec(anchor, qualities=None):
-  """`Codec` of an `anchors.Anchor` swept over `qualities` (default: the anchor's own)."""
+def anchor_method(anchor, qualities=None):
+  """`Method` of an `anchors.Anchor` swept over `qualities` (default: the anchor's own)."""
   sweep = tuple(anchor.qualities if qualities is None else qualities)
   points = tuple(
       Point(label=f"q={q}", extension=anchor.extension,
             encode=lambda image, path, q=q: anchor.save(image, path, q), decode=anchor.load)
       for q in sweep)
-  return Codec(name=anchor.name, description=f"{anchor.description}, quality {list(sweep)}",
-               points=points)
+  return Method(name=anchor.name, description=f"{anchor.description}, quality {list(sweep)}",
+                points=points)
 
 
-def model_codec(model_dirs, name):
-  """`Codec` whose points are exported model directories (loaded here; UserError if invalid)."""
+def model_method(model_dirs, name):
+  """`Method` whose points are exported model directories (loaded here; UserError if invalid)."""
   points = []
   for path in model_dirs:
-    cm = coding_codec.CodingModel(path)
+    cm = compression.CodingModel(path)
 
     def encode(image, out, cm=cm):
-      data = coding_codec.compress(cm, image[None], channels=[3])[0]
+      data = compression.compress(cm, image[None], channels=[3])[0]
       with open(out, "wb") as f:
         f.write(data)
 
     def decode(src, cm=cm):
       with open(src, "rb") as f:
-        return coding_codec.decompress(cm, f.read(), where=src)
+        return compression.decompress(cm, f.read(), where=src)
 
     points.append(Point(label=path, extension=".jxc", encode=encode, decode=decode, warm_up=True,
                         rate_map=_model_rate_map(path)))
   archs = sorted({_arch(p) for p in model_dirs})
-  return Codec(name=name, description=f"jaxcomp real bitstreams ({', '.join(archs)})",
-               points=tuple(points))
+  return Method(name=name, description=f"jaxcomp real bitstreams ({', '.join(archs)})",
+                points=tuple(points))
+
+
+# The old names, still called by jaxcomp/study (prepare.py, cli.py: edited by another change in
+# progress); remove once those call anchor_method / model_method.
+anchor_codec = anchor_method
+model_codec = model_method
 
 
 def _model_rate_map(model_dir):
@@ -257,13 +264,13 @@ def _read(path):
     raise UserError(str(e) if isinstance(e, UserError) else f"cannot read {path}: {e}") from None
 
 
-def evaluate(image_paths, codecs, metrics, stream=None, saliency=None,
+def evaluate(image_paths, methods, metrics, stream=None, saliency=None,
              fraction=saliency_stats.DEFAULT_FRACTION, rate_map_dir=None):
-  """Runs every codec point on every image.
+  """Runs every point of every method on every image.
 
   Args:
     image_paths: [I] image files.
-    codecs: [Codec].
+    methods: [Method].
     metrics: [MetricFn].
     stream: progress output (default stderr).
     saliency: optional (image name, image [H, W, 3] uint8) -> [H, W] saliency map of the
@@ -272,13 +279,13 @@ def evaluate(image_paths, codecs, metrics, stream=None, saliency=None,
     rate_map_dir: optional folder for the rate-map overlays of the points that have rate maps.
 
   Returns:
-    [C] curve documents (`results.curve_document`), in the order of `codecs`.
+    [C] curve documents (`results.curve_document`), in the order of `methods`.
   """
-  keys = {c.name: codec_keys(c, metrics, saliency is not None) for c in codecs}
-  per_image = {c.name: {} for c in codecs}
-  errors = {c.name: [] for c in codecs}
+  keys = {c.name: method_keys(c, metrics, saliency is not None) for c in methods}
+  per_image = {c.name: {} for c in methods}
+  errors = {c.name: [] for c in methods}
   warmed = set()
-  progress = Progress(len(image_paths) * len(codecs), stream)
+  progress = Progress(len(image_paths) * len(methods), stream)
   with tempfile.TemporaryDirectory(prefix="jaxcomp-eval-") as workdir:
     for image_path in image_paths:
       name = os.path.basename(image_path)
@@ -286,48 +293,48 @@ def evaluate(image_paths, codecs, metrics, stream=None, saliency=None,
         image = _read(image_path)
         region = _region(saliency, name, image, fraction)
       except UserError as e:
-        for codec in codecs:
-          errors[codec.name].append({"image": name, "error": str(e)})
-          progress.step(f"{codec.name} {name}: unusable image ({e})")
+        for method in methods:
+          errors[method.name].append({"image": name, "error": str(e)})
+          progress.step(f"{method.name} {name}: unusable image ({e})")
         continue
-      for c, codec in enumerate(codecs):
+      for c, method in enumerate(methods):
         began = time.perf_counter()
-        table = {k: [None] * len(codec.points) for k in keys[codec.name]}
+        table = {k: [None] * len(method.points) for k in keys[method.name]}
         failed = []
-        for i, point in enumerate(codec.points):
+        for i, point in enumerate(method.points):
           out = os.path.join(workdir, f"curve{c}-point{i}{point.extension}")
           try:
-            if point.warm_up and (codec.name, i, image.shape) not in warmed:
+            if point.warm_up and (method.name, i, image.shape) not in warmed:
               point.decode(_encoded(point, image, out))
-              warmed.add((codec.name, i, image.shape))
+              warmed.add((method.name, i, image.shape))
             rate_map = None
             if point.rate_map is not None and (region is not None or rate_map_dir):
               rate_map = point.rate_map(image)
             values = measure(point, image, out, metrics, region, rate_map)
             if rate_map_dir and rate_map is not None:
-              _overlay(rate_map_dir, codec, i, name, image, rate_map, region, values)
+              _overlay(rate_map_dir, method, i, name, image, rate_map, region, values)
           except Exception as e:  # pylint: disable=broad-except
             message = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
-            errors[codec.name].append({"image": name, "point": point.label, "error": message})
+            errors[method.name].append({"image": name, "point": point.label, "error": message})
             failed.append(f"{point.label}: {message}")
             continue
-          for k in keys[codec.name]:
+          for k in keys[method.name]:
             table[k][i] = values[k]
-        per_image[codec.name][name] = table
-        status = (f"FAILED at {len(failed)} of {len(codec.points)} points ({failed[0]}"
+        per_image[method.name][name] = table
+        status = (f"FAILED at {len(failed)} of {len(method.points)} points ({failed[0]}"
                   f"{' ...' if len(failed) > 1 else ''})") if failed else (
-                      f"{len(codec.points)} points, "
-                      f"{_summary(table, keys[codec.name])}")
-        progress.step(f"{codec.name} {name}: {status}, {time.perf_counter() - began:.1f} s")
-  return [_document(c, keys[c.name], per_image[c.name], errors[c.name]) for c in codecs]
+                      f"{len(method.points)} points, "
+                      f"{_summary(table, keys[method.name])}")
+        progress.step(f"{method.name} {name}: {status}, {time.perf_counter() - began:.1f} s")
+  return [_document(c, keys[c.name], per_image[c.name], errors[c.name]) for c in methods]
 
 
-def codec_keys(codec, metrics, with_saliency):
-  """The keys of a codec's results: bpp, metrics, [salient-region keys], times."""
+def method_keys(method, metrics, with_saliency):
+  """The keys of a method's results: bpp, metrics, [salient-region keys], times."""
   keys = [results.RATE_KEY, *[m.key for m in metrics]]
   if with_saliency:
     keys += saliency_stats.QUALITY_KEYS
-    if all(p.rate_map is not None for p in codec.points):
+    if all(p.rate_map is not None for p in method.points):
       keys += saliency_stats.RATE_KEYS
   return keys + list(results.TIME_KEYS)
 
@@ -350,15 +357,15 @@ def rate_map_path(folder, curve, point_index, image_name):
   return os.path.join(folder, curve, f"{stem}.p{point_index}.png")
 
 
-def _overlay(folder, codec, i, name, image, rate_map, region, values):
-  title = (f"{name}, {codec.name} point {i} ({os.path.basename(codec.points[i].label)}): "
+def _overlay(folder, method, i, name, image, rate_map, region, values):
+  title = (f"{name}, {method.name} point {i} ({os.path.basename(method.points[i].label)}): "
            f"{values[results.RATE_KEY]:.3f} bpp file, {float(np.mean(rate_map)):.3f} bpp map")
   if "salient_bits_share" in values:
     title += (f"\nsalient region ({int(region.sum())} px): "
               f"{100 * values['salient_bits_share']:.1f}% of the bits, "
               f"{values['bpp_salient']:.3f} vs {values['bpp_nonsalient']:.3f} bpp, PSNR "
               f"{values['psnr_salient']:.2f} vs {values['psnr_nonsalient']:.2f} dB")
-  plots.rate_map_overlay(rate_map_path(folder, codec.name, i, name), image, rate_map, region,
+  plots.rate_map_overlay(rate_map_path(folder, method.name, i, name), image, rate_map, region,
                          title)
 
 
@@ -377,13 +384,13 @@ def _summary(table, keys):
   return ", ".join(parts)
 
 
-def _document(codec, keys, per_image, errors):
-  """Means over the images that succeeded at every point of the codec."""
+def _document(method, keys, per_image, errors):
+  """Means over the images that succeeded at every point of the method."""
   complete = [t for t in per_image.values()
               if all(v is not None for k in keys for v in t[k])]
   means = {k: [float(np.mean([t[k][i] for t in complete])) if complete else None
-               for i in range(len(codec.points))] for k in keys}
-  return results.curve_document(codec.name, codec.description, [p.label for p in codec.points],
+               for i in range(len(method.points))] for k in keys}
+  return results.curve_document(method.name, method.description, [p.label for p in method.points],
                                 means, per_image, errors)
 
 

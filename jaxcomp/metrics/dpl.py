@@ -4,8 +4,8 @@ The distance is lpips.py's with the heads read from the folder <path> (heads.saf
 heads.json, see jaxcomp/metrics/dpl_heads.py) in place of the v0.1 heads, on the VGG16 backbone
 saved beside them (backbone.safetensors, when training fine-tuned it: --train-backbone) or else
 the pretrained one: 0 for identical images, lower is better, used directly as a loss (and, as
-LPIPS, with its distance maps averaged under pixel weights: `weighted_loss_fn`). It lives in
-jaxcomp.metrics so that the registry finds it for `jaxcomp metric` and training configs.
+LPIPS, with its distance maps averaged under pixel weights: `weighted_loss_fn`). It is listed in
+the registry's `MODULES` (registry.py) for `jaxcomp metric` and training configs.
 """
 
 from jaxcomp.errors import UserError

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
@@ -121,8 +122,6 @@ def save(path, heads, meta, backbone=None):
     backbone: fine-tuned VGG16 variables {'params': {'Conv_i': {'kernel', 'bias'}}} to store in
       backbone.safetensors, or None (the metric then uses the pretrained VGG16).
   """
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-
   meta = dict(meta, format=FORMAT, channels=list(CHANNELS),
               backbone=None if backbone is None else BACKBONE_FILE)
   with atomic_path(path) as tmp:
@@ -139,8 +138,6 @@ def save(path, heads, meta, backbone=None):
 
 def load(path):
   """(heads: 5 jnp arrays [C_k], meta dict) from a folder written by `save` (UserError if bad)."""
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-
   files = [os.path.join(path, n) for n in (HEADS_FILE, META_FILE)]
   for file in files:
     if not os.path.isfile(file):
@@ -178,8 +175,6 @@ def load_backbone(path, meta):
   Raises:
     UserError: the file is missing, unreadable, or not a finite VGG16 of the expected shapes.
   """
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-
   name = meta.get("backbone")
   if not name:
     return None

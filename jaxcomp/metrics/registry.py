@@ -9,8 +9,9 @@ A metric module adds itself with a decorated factory; nothing here needs editing
                              loss_fn=lambda params, x, y: 1.0 - ssim(x, y))
 
 A name with a colon, "family:arg" (e.g. "dpl:/path/to/heads"), goes to the factory registered
-as `register("family", prefix=True)` with `arg` = the part after the colon. `get` imports every
-module of `jaxcomp.metrics` once, so a new module only has to exist to be found.
+as `register("family", prefix=True)` with `arg` = the part after the colon (`jaxcomp.registry`'s
+spec syntax). The registry is a `jaxcomp.registry.Registry`; `get` imports the modules listed in
+`MODULES` once: a new metric module is added to that list.
 
 `compute(params, x, y)` and `loss_fn(params, x, y)` are pure functions of NHWC float images in
 [0, 1] returning [B]; `params` is a pytree of weights (None for classical metrics), passed as
@@ -23,16 +24,15 @@ per-pixel weights w [B, H, W] (normalised to mean 1 per image, e.g. from a salie
 """
 
 import dataclasses
-import importlib
-import pkgutil
 from typing import Any, Callable, Optional
 
 from jaxcomp.errors import UserError
+from jaxcomp.registry import Registry
 
-_FACTORIES = {}
-_PREFIX_FACTORIES = {}
-_NOT_METRIC_MODULES = frozenset({"cli", "dpl_heads", "registry"})
-_loaded = False
+# The modules that register metrics (each with `@register`), imported on the first lookup.
+MODULES = tuple(f"jaxcomp.metrics.{m}" for m in (
+    "psnr", "ssim", "gmsd", "fsim", "vsi", "nlpd", "lpips", "dists", "dpl"))
+METRICS = Registry("metric", modules=MODULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,44 +70,19 @@ class Metric:
 
 
 def register(name, *, prefix=False):
-  """Decorator: registers `factory(arg) -> Metric` under `name` (or the prefix `name:`)."""
-
-  def decorator(factory):
-    table = _PREFIX_FACTORIES if prefix else _FACTORIES
-    if name in table:
-      raise ValueError(f"metric '{name}' is registered twice")
-    table[name] = factory
-    return factory
-
-  return decorator
-
-
-def _load_all():
-  global _loaded
-  if _loaded:
-    return
-  package = importlib.import_module("jaxcomp.metrics")
-  for info in pkgutil.iter_modules(package.__path__):
-    if not info.name.startswith("_") and info.name not in _NOT_METRIC_MODULES:
-      importlib.import_module(f"jaxcomp.metrics.{info.name}")
-  _loaded = True
+  """Decorator: registers `factory(arg) -> Metric` under `name` (or the family `name:<arg>`)."""
+  return METRICS.register(name, takes_arg=prefix)
 
 
 def names():
   """Registered metric names (prefix families as 'family:<arg>'), sorted."""
-  _load_all()
-  return sorted(_FACTORIES) + sorted(f"{p}:<arg>" for p in _PREFIX_FACTORIES)
+  return METRICS.names()
 
 
 def get(name):
   """Returns the `Metric` for `name`; weights, if any, are loaded here (UserError if missing)."""
-  _load_all()
-  if name in _FACTORIES:
-    return _FACTORIES[name](None)
-  family, sep, arg = name.partition(":")
-  if sep and family in _PREFIX_FACTORIES:
-    return _PREFIX_FACTORIES[family](arg)
-  raise UserError(f"unknown metric '{name}' (known: {', '.join(names())})")
+  factory, arg = METRICS.lookup(name)
+  return factory(arg)
 
 
 def loss(name):

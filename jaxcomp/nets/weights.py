@@ -35,6 +35,7 @@ import tempfile
 import zipfile
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path, sha256_file
@@ -301,8 +302,6 @@ def fetch(cache=None, archive_dir=None, log=print):
 
   Returns the manifest written to `cache`/manifest.json.
   """
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-
   cache = cache or cache_dir()
   with contextlib.ExitStack() as stack:
     if archive_dir is None:
@@ -360,8 +359,6 @@ def load(bundle, cache=None):
 
   Raises UserError naming `jaxcomp weights fetch` when the bundle is missing or fails a check.
   """
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-
   cache = cache or cache_dir()
   filename, _, _ = BUNDLES[bundle]
   path = os.path.join(cache, filename)

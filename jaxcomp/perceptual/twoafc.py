@@ -12,9 +12,11 @@ This module imports only numpy and Pillow, so scripts in other environments can 
 """
 
 import dataclasses
+import json
 import os
 
 import numpy as np
+from PIL import Image
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
@@ -125,9 +127,6 @@ def write_split(path, split, info=None):
   A split with judge None (not yet judged) gets no judge/ folder; `info`, a JSON-able dict, is
   written to info.json beside the folders when given.
   """
-  import json  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
   folders = IMAGE_FOLDERS + (() if split.judge is None else ("judge",))
   with atomic_path(path) as tmp:
     for k in folders:

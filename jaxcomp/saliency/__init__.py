@@ -8,7 +8,8 @@ One interface for every model:
     maps = model.apply(model.params, images)  # the same, as a pure jittable function
     maps = saliency.saliency(images, "sdsp")
 
-Models (`load(spec)`; `SaliencyModel.name` is the spec to record in model files):
+Models (`load(spec)`, registered in `MODELS`; `SaliencyModel.name` is the spec to record in model
+files):
   "sdsp"         the classical SDSP model (frequency, colour and location priors; Zhang et al.
                  2013; sdsp.py): no weights, the saliency of VSI, the default.
   "learned:DIR"  a Flax decoder on VGG16 features (learned.py) trained with
@@ -32,9 +33,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import UnidentifiedImageError
 
 from jaxcomp import pixels
 from jaxcomp.errors import UserError
+from jaxcomp.registry import Registry, parse_spec
 from jaxcomp.saliency import learned
 from jaxcomp.saliency.sdsp import sdsp
 
@@ -89,17 +92,35 @@ def _centre_apply(params, images):
   return centre_map(images)
 
 
-def _learned_dir(spec):
-  if spec.startswith("learned:"):
-    return spec[len("learned:"):]
-  return spec
-
-
 @functools.lru_cache(maxsize=8)
 def _load_learned(path, mtime):
   del mtime  # part of the cache key: a retrained folder is read again
   params, config, _ = learned.load(path)
   return params, learned.make_apply(config)
+
+
+def _learned_model(path):
+  """The SaliencyModel of a folder of learned weights ("learned:DIR")."""
+  if not path:
+    raise UserError("learned: give the weights folder, e.g. learned:runs/saliency")
+  if not os.path.isdir(path):
+    raise UserError(f"learned:{path}: folder {path} does not exist (make learned saliency weights "
+                    "with `jaxcomp saliency train`)")
+  meta = os.path.join(path, "saliency.json")
+  mtime = os.stat(meta).st_mtime_ns if os.path.isfile(meta) else 0
+  params, apply = _load_learned(os.path.abspath(path), mtime)
+  return SaliencyModel(f"learned:{os.path.normpath(path)}", params, apply)
+
+
+# Saliency models by spec: name -> factory(arg) -> SaliencyModel ("learned" takes the folder).
+MODELS = Registry(
+    "saliency model",
+    hint=": use 'sdsp', 'centre' or a folder of learned saliency weights (learned:DIR, made by "
+    "`jaxcomp saliency train`)")
+MODELS.register("sdsp", lambda arg: SaliencyModel("sdsp", None, _sdsp_apply))
+MODELS.register("centre", lambda arg: SaliencyModel("centre", None, _centre_apply))
+MODELS.register("center", MODELS["centre"])
+MODELS.register("learned", _learned_model, takes_arg=True)
 
 
 def load(spec):
@@ -110,23 +131,10 @@ def load(spec):
   if not isinstance(spec, str) or not spec.strip():
     raise UserError(f"saliency model must be 'sdsp', 'centre' or a weights folder, got {spec!r}")
   spec = spec.strip()
-  if spec == "sdsp":
-    return SaliencyModel("sdsp", None, _sdsp_apply)
-  if spec in ("centre", "center"):
-    return SaliencyModel("centre", None, _centre_apply)
-  path = _learned_dir(spec)
-  if not path:
-    raise UserError("learned: give the weights folder, e.g. learned:runs/saliency")
-  if not os.path.isdir(path) and spec.startswith("learned:"):
-    raise UserError(f"{spec}: folder {path} does not exist (make learned saliency weights with "
-                    "`jaxcomp saliency train`)")
-  if not os.path.isdir(path):
-    raise UserError(f"unknown saliency model {spec!r}: use 'sdsp', 'centre' or a folder of "
-                    "learned saliency weights (learned:DIR, made by `jaxcomp saliency train`)")
-  meta = os.path.join(path, "saliency.json")
-  mtime = os.stat(meta).st_mtime_ns if os.path.isfile(meta) else 0
-  params, apply = _load_learned(os.path.abspath(path), mtime)
-  return SaliencyModel(f"learned:{os.path.normpath(path)}", params, apply)
+  if parse_spec(spec)[0] not in MODELS and os.path.isdir(spec):
+    return _learned_model(spec)  # a bare folder of learned weights
+  factory, arg = MODELS.lookup(spec)
+  return factory(arg)
 
 
 def saliency(images, model="sdsp"):
@@ -190,8 +198,6 @@ def read_map(path, size=None):
   are accepted when their channels are equal within 8 levels (gray saved as colour); alpha is
   ignored. `size` = (H, W) checks the map's size (UserError if it differs).
   """
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
-
   path = os.fspath(path)
   try:
     with pixels.open_image(path) as img:  # the pixel budget, checked from the header

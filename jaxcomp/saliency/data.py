@@ -22,6 +22,7 @@ import os
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 from jaxcomp.errors import UserError
 from jaxcomp.images import read_rgb
@@ -120,7 +121,6 @@ def load_sample(sample):
 
 def resize_image(image, size):
   """[H, W, 3] uint8 -> [S, S, 3] uint8 (PIL bilinear, antialiased when shrinking)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   if image.shape[:2] == (size, size):
     return image
   return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
@@ -128,7 +128,6 @@ def resize_image(image, size):
 
 def resize_map(smap, size):
   """[H, W] float32 in [0, 1] -> [S, S] float32 in [0, 1] (PIL bilinear on floats)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   if smap.shape == (size, size):
     return smap.astype(np.float32)
   out = np.asarray(Image.fromarray(smap.astype(np.float32), "F").resize((size, size),

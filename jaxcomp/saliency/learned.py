@@ -39,11 +39,13 @@ from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import atomic_path
 from jaxcomp.nets import vgg16
 from jaxcomp.nets import weights
+from jaxcomp.registry import parse_spec
 
 FORMAT = "jaxcomp-saliency-learned"
 WEIGHTS_FILE = "saliency.safetensors"
@@ -84,9 +86,10 @@ def check_config(config):
 
 
 def _random_seed(backbone):
-  if isinstance(backbone, str) and backbone.startswith("random:"):
+  name, arg = parse_spec(backbone) if isinstance(backbone, str) else (None, None)
+  if name == "random" and arg is not None:
     try:
-      return int(backbone.split(":", 1)[1])
+      return int(arg)
     except ValueError:
       return None
   return None
@@ -253,8 +256,6 @@ def _flat(tree):
 
 def save(path, params, config, meta):
   """Writes the folder `path`: decoder (and an 'included' backbone), config and `meta`."""
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-
   check_config(config)
   with atomic_path(path) as tmp:
     os.makedirs(tmp)
@@ -267,8 +268,6 @@ def save(path, params, config, meta):
 
 def _read_tensors(file, expected):
   """{flat name: array} from a safetensors file, checked against {flat name: shape}."""
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-
   if not os.path.isfile(file):
     raise UserError(f"{file}: missing (make weights with `jaxcomp saliency train`)")
   try:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from jaxcomp.errors import UserError
-from jaxcomp.study import db, load, manifest
+from jaxcomp.study import db, load, manifest, schedule
 
 TOKEN = "bench-token"
 CONDITIONS = ("c0", "c1", "c2", "c3", "c4", "c5")
@@ -262,7 +262,6 @@ def run(args):
   with tempfile.TemporaryDirectory(prefix="jaxcomp-bench-study-") as tmp:
     study_dir = os.path.join(tmp, "study")
     study = make_study(study_dir, args.trials, args.size, args.design, args.seed)
-    from jaxcomp.study import schedule  # pylint: disable=g-import-not-at-top
     expected = args.subjects * schedule.total_trials(study)
     with open(os.path.join(tmp, "server.log"), "w", encoding="utf-8") as log:
       for name in wanted:
@@ -320,6 +319,7 @@ def label(run):
 
 def plot(runs, path):
   """Bars of votes/s and of p50/p99 latency (log scale), one pair per run, into `path`."""
+  # matplotlib (about half a second to import) only when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top

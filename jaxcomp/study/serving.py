@@ -96,7 +96,7 @@ def _check_port(host, port):
 
 def serve(options):
   """Runs gunicorn until it is stopped (SIGTERM/SIGINT: graceful); returns its exit status."""
-  try:
+  try:  # gunicorn is POSIX-only (not installed on Windows, where --debug serves)
     from gunicorn.app.base import BaseApplication  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise UserError("gunicorn is not installed (pip install gunicorn; it needs a POSIX "

@@ -156,6 +156,7 @@ def compare(settings, target=0.9, design_names=designs.DESIGNS):
 
 def plot(report, path):
   """Kendall τ and score RMSE against comparisons, one line per design, into a PNG/PDF file."""
+  # matplotlib (about half a second to import) only when a figure is drawn.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top

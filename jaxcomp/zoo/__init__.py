@@ -21,6 +21,7 @@ import os
 
 from jaxcomp.errors import UserError
 from jaxcomp.fileio import sha256_file
+from jaxcomp.registry import parse_spec
 
 PREFIX = "zoo:"
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -64,7 +65,8 @@ def entry(name):
 
 
 def is_zoo(spec):
-  return isinstance(spec, str) and spec.startswith(PREFIX)
+  """True for a 'zoo:NAME' spec (`jaxcomp.registry.parse_spec`)."""
+  return isinstance(spec, str) and parse_spec(spec)[0] == "zoo" and parse_spec(spec)[1] is not None
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,7 +105,7 @@ def resolve(spec):
   """
   if not is_zoo(spec):
     return spec
-  name = spec[len(PREFIX):]
+  name = parse_spec(spec)[1]
   entry(name)  # unknown names fail before touching the disk
   folder = os.path.join(MODELS_DIR, name)
   return _verified(folder, name, _stamp(folder))

@@ -20,7 +20,7 @@ import numpy as np
 from jaxcomp import images
 from jaxcomp.bench import timing
 from jaxcomp.codec import compressai_import, export
-from jaxcomp.coding import codec, container
+from jaxcomp.coding import compression, container
 
 _COMPRESSAI_CLASSES = {"bmshj2018-hyperprior": "ScaleHyperprior",
                        "mbt2018-mean": "MeanScaleHyperprior"}
@@ -44,9 +44,8 @@ def compressai_state_dict(variables):
 
 def _compressai_times(config, variables, image, repeats):
   """(compress_s, decompress_s, bytes) of CompressAI on the same weights, or None (reason)."""
-  try:
+  try:  # torch and CompressAI: optional references, absent from the core install
     import compressai.models  # pylint: disable=g-import-not-at-top
-    import numpy as np  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
     import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
   except Exception as e:  # pylint: disable=broad-except
@@ -84,31 +83,31 @@ def _compressai_times(config, variables, image, repeats):
 
 def run(args):
 
-  cm = codec.CodingModel(args.model)
+  cm = compression.CodingModel(args.model)
   image, channels = images.read(args.image)
   batch = image[None]
-  data = codec.compress(cm, batch, [channels], backend=args.coder)[0]
-  codec.decompress(cm, data)
+  data = compression.compress(cm, batch, [channels], backend=args.coder)[0]
+  compression.decompress(cm, data)
   result = {"image": args.image, "model": args.model, "coder": args.coder,
             "height": image.shape[0], "width": image.shape[1],
             "bpp": 8 * len(data) / (image.shape[0] * image.shape[1])}
   result["compress_s"] = timing.median_s(
-      lambda: codec.compress(cm, batch, [channels], backend=args.coder), args.repeats)
-  result["decompress_s"] = timing.median_s(lambda: codec.decompress(cm, data), args.repeats)
+      lambda: compression.compress(cm, batch, [channels], backend=args.coder), args.repeats)
+  result["decompress_s"] = timing.median_s(lambda: compression.decompress(cm, data), args.repeats)
 
-  y, z = cm.analysis(codec.padded_input(batch), saliency=cm.saliency_map(batch))
-  sym = codec.symbols(cm, y[0], z[0])
+  y, z = cm.analysis(compression.padded_input(batch), saliency=cm.saliency_map(batch))
+  sym = compression.symbols(cm, y[0], z[0])
   bitstream = container.parse(data, cm.fingerprint)
   z_coder, y_coder = cm.coder(args.coder, "z"), cm.coder(args.coder, "y")
-  z_rows = codec.z_rows(sym.z_values.shape)
+  z_indexes = compression.z_indexes(sym.z_values.shape)
 
   def encode():
-    z_coder.encode(sym.z_values, z_rows)
-    y_coder.encode(sym.y_values, sym.y_rows)
+    z_coder.encode(sym.z_values, z_indexes)
+    y_coder.encode(sym.y_values, sym.y_indexes)
 
   def decode():
-    z_coder.decode(bitstream.z_stream, z_rows)
-    y_coder.decode(bitstream.y_stream, sym.y_rows)
+    z_coder.decode(bitstream.z_stream, z_indexes)
+    y_coder.decode(bitstream.y_stream, sym.y_indexes)
 
   result["coding_encode_s"] = timing.median_s(encode, args.repeats)
   result["coding_decode_s"] = timing.median_s(decode, args.repeats)

@@ -8,7 +8,8 @@ Encoder, for a batch of same-size images [B, H, W, 3] uint8:
      from the decoded integers.
   3. `hyper`: h_s(z_hat) for that one image, [1, h, w, N], by one jitted program on the first CPU
      device -- the same program, input and device the decoder uses. Scale indexes are
-     #{t : scale > bound_t} against the float32 bounds stored in the tables.
+     #{t : scale > bound_t} against the float32 bounds stored in the tables
+     (`tables.scale_indexes`).
   4. y_int = round(y - mean) (mean = 0 for the scale hyperprior); z_int coded with one table row
      per channel, y_int with the row given by its scale index; both wrapped in the container.
      A model with adaptive quantization steps (`models.Hyperprior.adaptive_step`) also gets a
@@ -38,12 +39,16 @@ import jax
 import numpy as np
 
 from jaxcomp import pixels
-from jaxcomp.codec import export, models, padding
+from jaxcomp.codec import export, models, padding, tables
 from jaxcomp.coding import container
 from jaxcomp.errors import UserError
+from jaxcomp.registry import Registry
 
-BACKENDS = {"constriction": "jaxcomp.coding.constriction_backend",
-            "tfc": "jaxcomp.coding.tfc_backend"}
+# Entropy-coder backends: name -> module with `Coder(cdf_tables)` (imported when first used: tfc
+# needs TensorFlow, installed only in its own environment). The name is recorded in every header.
+BACKENDS = Registry("entropy coder")
+BACKENDS.register("constriction", "jaxcomp.coding.constriction_backend")
+BACKENDS.register("tfc", "jaxcomp.coding.tfc_backend")
 DEFAULT_BACKEND = "constriction"
 MAX_VALUE = 1 << 30
 
@@ -55,14 +60,14 @@ class Symbols:
   Attributes:
     z_values: [h, w, N] int32, round(z - median).
     y_values: [4h, 4w, M] int32, round((y - mean) / step).
-    y_rows: [4h, 4w, M] int32 scale indexes (table rows).
+    y_indexes: [4h, 4w, M] int32 scale indexes (the table row of every y symbol).
     means: [4h, 4w, M] float32 means, or None for the scale hyperprior.
     steps: [4h, 4w, 1] float32 quantization steps, or None (step 1) for a model without them.
   """
 
   z_values: np.ndarray
   y_values: np.ndarray
-  y_rows: np.ndarray
+  y_indexes: np.ndarray
   means: np.ndarray
   steps: np.ndarray = None
 
@@ -87,9 +92,9 @@ class CodingModel:
   """
 
   def __init__(self, path):
-    model, variables, config, tables, fingerprint = export.load_for_coding(path)
+    model, variables, config, coding_tables, fingerprint = export.load_for_coding(path)
     self.config = config
-    self.tables = tables
+    self.tables = coding_tables
     self.fingerprint = bytes.fromhex(fingerprint)[:16]
     self.medians = np.asarray(variables["quantiles"]["entropy_bottleneck"]["z"], np.float32)[:, 1]
     self._variables_host = variables
@@ -111,8 +116,7 @@ class CodingModel:
       return None
     s = np.asarray(self._saliency_fn(self.saliency.params,
                                      np.asarray(images, np.float32) / 255.0), np.float32)
-    pads = padding.padding_for(images.shape[1], images.shape[2], models.DOWNSAMPLING)
-    return np.pad(s, ((0, 0),) + pads)
+    return padding.pad(s[..., None], models.DOWNSAMPLING)[0][..., 0]
 
   def analysis(self, x, devices=None, saliency=None):
     """x [B, H', W', 3] float32 (padded) -> (y, z) numpy float32; sharded over `devices`.
@@ -161,11 +165,10 @@ class CodingModel:
 
   def coder(self, backend, latent):
     """The backend's coder for the 'y' or 'z' tables (cached)."""
-    if backend not in BACKENDS:
-      raise UserError(f"unknown entropy coder {backend!r}; choose from {', '.join(BACKENDS)}")
+    module_name, _ = BACKENDS.lookup(backend)
     if (backend, latent) not in self._coders:
       try:
-        module = importlib.import_module(BACKENDS[backend])
+        module = importlib.import_module(module_name)
       except ImportError as e:
         raise UserError(f"the {backend} entropy coder is not available here ({e}); see "
                         "BUILD_NOTES.md for its environment") from None
@@ -173,14 +176,9 @@ class CodingModel:
     return self._coders[backend, latent]
 
 
-def scale_rows(scales, bounds):
-  """Table row of every scale: #{t : scale > bounds[t]}. float32 [...] -> int32 [...]."""
-  return np.searchsorted(bounds, scales, side="left").astype(np.int32)
-
-
-def index_digest(rows):
+def index_digest(indexes):
   """CRC-32 of the scale indexes (as uint8, C order), recorded in the header."""
-  return zlib.crc32(np.ascontiguousarray(rows, np.uint8).tobytes())
+  return zlib.crc32(np.ascontiguousarray(indexes, np.uint8).tobytes())
 
 
 def _integers(values, what):
@@ -199,29 +197,27 @@ def symbols(cm, y, z):
   residual = y if means is None else y - means
   y_values = _integers(residual if steps is None else residual / steps, "y")
   return Symbols(z_values=z_values, y_values=y_values,
-                 y_rows=scale_rows(scales, cm.tables.scale_bounds), means=means, steps=steps)
+                 y_indexes=tables.scale_indexes(scales, cm.tables.scale_bounds), means=means,
+                 steps=steps)
 
 
-def z_rows(shape):
-  """Table rows of z [h, w, N]: the channel of every element (int32, same shape)."""
+def z_indexes(shape):
+  """Table indexes of z [h, w, N]: the channel of every element (int32, same shape)."""
   return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
 
 
 def encode(cm, sym, height, width, channels, backend=DEFAULT_BACKEND):
   """Symbols -> .jxc bytes."""
-  z_stream = cm.coder(backend, "z").encode(sym.z_values, z_rows(sym.z_values.shape))
-  y_stream = cm.coder(backend, "y").encode(sym.y_values, sym.y_rows)
+  z_stream = cm.coder(backend, "z").encode(sym.z_values, z_indexes(sym.z_values.shape))
+  y_stream = cm.coder(backend, "y").encode(sym.y_values, sym.y_indexes)
   return container.pack(container.Bitstream(
       backend=backend, channels=channels, fingerprint=cm.fingerprint, height=height, width=width,
-      index_digest=index_digest(sym.y_rows), z_stream=z_stream, y_stream=y_stream))
+      index_digest=index_digest(sym.y_indexes), z_stream=z_stream, y_stream=y_stream))
 
 
 def padded_input(images):
   """uint8 [B, H, W, 3] -> float32 [B, H', W', 3] in [0, 1], zero-padded to multiples of 64."""
-  (top, bottom), (left, right) = padding.padding_for(images.shape[1], images.shape[2],
-                                                     models.DOWNSAMPLING)
-  x = images.astype(np.float32) / 255.0
-  return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  return padding.pad(images.astype(np.float32) / 255.0, models.DOWNSAMPLING)[0]
 
 
 def compress(cm, images, channels=None, backend=DEFAULT_BACKEND, devices=None):
@@ -258,42 +254,42 @@ def latent_shapes(cm, height, width):
   return (h, w, cm.config["N"]), (4 * h, 4 * w, cm.config["M"])
 
 
-def decode_stream(cm, backend, latent, stream, rows, where="bitstream"):
+def decode_stream(cm, backend, latent, stream, indexes, where="bitstream"):
   """Decodes one stream and checks that it holds exactly the symbols the header implies.
 
   An entropy decoder reads as many symbols as it is asked for, whatever the stream holds
   (constriction returns zeros from an exhausted stream), so a removed, shortened, extended or
   spliced stream would decode to garbage. The check: re-encoding the decoded values must give the
   stream back byte for byte (the encoder is deterministic), which refuses missing data, trailing
-  data, and a stream written for other symbols or table rows.
+  data, and a stream written for other symbols or table indexes.
 
   Args:
     cm: CodingModel.
     backend: backend name of the file.
     latent: 'y' or 'z'.
     stream: the stream's bytes.
-    rows: int32 table rows of every symbol (the shape of the latent).
+    indexes: int32 table index of every symbol (the shape of the latent).
     where: name for messages.
 
   Returns:
-    int32 values, shaped like `rows`. UserError (one line) if the stream does not fit.
+    int32 values, shaped like `indexes`. UserError (one line) if the stream does not fit.
   """
   coder = cm.coder(backend, latent)
   try:
-    values = coder.decode(stream, rows)
-    canonical = coder.encode(values, rows)
+    values = coder.decode(stream, indexes)
+    canonical = coder.encode(values, indexes)
   except (ValueError, RuntimeError, OverflowError) as e:
     raise UserError(f"{where}: cannot decode the {latent} stream ({e})") from None
   if len(canonical) > len(stream):
     raise UserError(f"{where}: the {latent} stream is {len(stream)} bytes, too short for the "
-                    f"{rows.size} symbols of this image size (data missing)")
+                    f"{indexes.size} symbols of this image size (data missing)")
   if len(canonical) < len(stream):
     raise UserError(f"{where}: the {latent} stream has {len(stream) - len(canonical)} bytes of "
                     "trailing data after its symbols")
   if canonical != stream:
     raise UserError(f"{where}: the {latent} stream does not decode consistently (altered, or "
                     "written for another image or model)")
-  return np.asarray(values, np.int32).reshape(rows.shape)
+  return np.asarray(values, np.int32).reshape(indexes.shape)
 
 
 def decode_symbols(cm, bitstream, where="bitstream"):
@@ -304,17 +300,18 @@ def decode_symbols(cm, bitstream, where="bitstream"):
   """
   pixels.check(bitstream.width, bitstream.height, where)
   z_shape, y_shape = latent_shapes(cm, bitstream.height, bitstream.width)
-  z_values = decode_stream(cm, bitstream.backend, "z", bitstream.z_stream, z_rows(z_shape), where)
+  z_values = decode_stream(cm, bitstream.backend, "z", bitstream.z_stream, z_indexes(z_shape),
+                           where)
   scales, means, steps = cm.hyper(z_values)
-  rows = scale_rows(scales, cm.tables.scale_bounds)
-  if index_digest(rows) != bitstream.index_digest:
+  indexes = tables.scale_indexes(scales, cm.tables.scale_bounds)
+  if index_digest(indexes) != bitstream.index_digest:
     raise UserError(f"{where}: the scale indexes decoded from the z stream do not match the "
                     "header's index CRC: header and streams do not belong together (a spliced or "
                     "altered file), or this platform's hyper-synthesis differs from the encoder's "
                     "(docs/bitstream.md); cannot decode")
-  y_values = decode_stream(cm, bitstream.backend, "y", bitstream.y_stream, rows, where)
-  return Symbols(z_values=z_values, y_values=y_values.reshape(y_shape), y_rows=rows, means=means,
-                 steps=steps)
+  y_values = decode_stream(cm, bitstream.backend, "y", bitstream.y_stream, indexes, where)
+  return Symbols(z_values=z_values, y_values=y_values.reshape(y_shape), y_indexes=indexes,
+                 means=means, steps=steps)
 
 
 def reconstruct(cm, sym, height, width, channels):
