@@ -4,9 +4,10 @@ Every import in every module of jaxcomp is read from the source (module-level an
 functions: `ast.walk`), mapped to the package it names (`jaxcomp.codec.models` -> codec), and
 checked against `LAYERS`:
 
-  L0  errors, fileio, pixels, progress, images, zoo, registry, the package root: no jaxcomp imports
-      above L0
-  L1  nets: VGG16, the pretrained-weight store, array ops shared by metrics and saliency models
+  L0  errors, fileio, pixels, images, zoo, registry, the package root: no jaxcomp imports above
+      L0
+  L1  nets: VGG16, the pretrained-weight store, array ops shared by metrics and saliency models;
+      loop: the training-loop kit (checkpoints, writers, progress, preemption, NaN stop)
   L2  codec (models, entropy models, their CDF tables, the exported-model directory), saliency
   L3  metrics, coding (bitstreams: backends, container, compress/decompress)
   L4  train, evaluate, perceptual
@@ -29,8 +30,7 @@ import jaxcomp
 ROOT = os.path.dirname(jaxcomp.__file__)
 ENTRY = "<entry>"  # the node of every command-line module
 LAYERS = {
-    "jaxcomp": 0, "errors": 0, "fileio": 0, "pixels": 0, "progress": 0, "images": 0, "zoo": 0,
-    "registry": 0,
+    "jaxcomp": 0, "errors": 0, "fileio": 0, "pixels": 0, "images": 0, "zoo": 0, "registry": 0,
     "nets": 1, "loop": 1,
     "codec": 2, "saliency": 2,
     "metrics": 3, "coding": 3,

@@ -13,7 +13,9 @@ human ceiling mean(p^2 + (1 - p)^2) beside; with --json the last stdout line is
 fits LPIPS-style heads (perceptual/train.py), optionally fine-tuning the VGG16 backbone too, with
 LPIPS's schedule (constant, then linear decay over --decay-steps), on all local devices; with
 --workdir it checkpoints (resuming when rerun) and writes TensorBoard scalars. It saves the heads
-(and a fine-tuned backbone) for the metric `dpl:HEADS_DIR`.
+(and a fine-tuned backbone) for the metric `dpl:HEADS_DIR`. It builds configs/dpl_heads.py's
+config from its flags and runs `jaxcomp.perceptual.train.train_and_evaluate` (also
+`python -m jaxcomp.train --config=dpl_heads.py --workdir=DIR --config.data.dir=SPLIT`).
 """
 
 import json
@@ -127,51 +129,42 @@ def _run_build(args):
   return 0
 
 
-def _run_train(args):
-  from jaxcomp.nets import vgg16  # pylint: disable=g-import-not-at-top
-  from jaxcomp.metrics import dpl_heads  # pylint: disable=g-import-not-at-top
-  from jaxcomp.perceptual import train  # pylint: disable=g-import-not-at-top
-  from jaxcomp.perceptual import twoafc  # pylint: disable=g-import-not-at-top
+# config field -> the flag that sets it, so that errors name the flag (`train.check_config`)
+TRAIN_FLAGS = {"num_train_steps": "--steps", "batch_size": "--batch",
+               "log_every_steps": "--log-every", "learning_rate": "--lr",
+               "decay_steps": "--decay-steps", "checkpoint_every_steps": "--checkpoint-every",
+               "eval_every_steps": "--eval-every", "data.dir": "--data", "val.dir": "--val",
+               "init": "--init", "out": "--out"}
 
-  _positive("steps", args.steps)
-  _positive("batch", args.batch)
-  _positive("log-every", args.log_every)
-  if not args.lr > 0:
-    raise UserError(f"--lr must be positive, got {args.lr}")
-  decay_steps = (train.default_decay_steps(args.steps) if args.decay_steps is None
-                 else args.decay_steps)
-  if not 0 <= decay_steps <= args.steps:
-    raise UserError(f"--decay-steps must be between 0 and --steps ({args.steps}), "
-                    f"got {decay_steps}")
+
+def train_config(args):
+  """configs/dpl_heads.py's config with the `perceptual train` flags applied."""
+  from jaxcomp.train import config_files  # pylint: disable=g-import-not-at-top
+
+  config = config_files.load("dpl_heads")
+  config.data.dir, config.val.dir, config.out = args.data, args.val or "", args.out
+  config.init, config.train_backbone = args.init, args.train_backbone
+  config.num_train_steps, config.batch_size = args.steps, args.batch
+  config.learning_rate, config.seed = args.lr, args.seed
+  config.decay_steps = args.decay_steps
+  config.log_every_steps = args.log_every
   if args.checkpoint_every is not None:
-    if not args.workdir:
-      raise UserError("--checkpoint-every needs --workdir (where checkpoints go)")
-    _positive("checkpoint-every", args.checkpoint_every)
+    config.checkpoint_every_steps = args.checkpoint_every
+  if args.eval_every is not None:
+    config.eval_every_steps = args.eval_every
+  return config
+
+
+def _run_train(args):
+  from jaxcomp.perceptual import train  # pylint: disable=g-import-not-at-top
+
+  config = train_config(args)
+  train.check_config(config, TRAIN_FLAGS)
+  if args.checkpoint_every is not None and not args.workdir:
+    raise UserError("--checkpoint-every needs --workdir (where checkpoints go)")
   if args.eval_every is not None:
     if not args.val:
       raise UserError("--eval-every needs --val (the held-out split to score)")
     _positive("eval-every", args.eval_every)
-  init = dpl_heads.lpips_heads() if args.init == "lpips" else dpl_heads.uniform_heads()
-  vgg = vgg16.load_params()
-  split = twoafc.load_split(args.data)
-  val = twoafc.load_split(args.val) if args.val else None
-  result = train.fit(
-      vgg, split, init, steps=args.steps, batch=args.batch, lr=args.lr,
-      decay_steps=decay_steps, seed=args.seed, train_backbone=args.train_backbone, val=val,
-      workdir=args.workdir, checkpoint_every=args.checkpoint_every or 1000,
-      eval_every=args.eval_every or 0, log_every=args.log_every,
-      run_info={"data": os.path.abspath(args.data), "init": args.init})
-  meta = {"init": args.init, "steps": result.step, "batch": args.batch, "lr": args.lr,
-          "decay_steps": decay_steps, "seed": args.seed, "data": args.data,
-          "triplets": len(split), "train_backbone": args.train_backbone,
-          "final_loss": result.loss if result.loss == result.loss else None}  # NaN: no step
-  if val is not None:
-    before, after = result.val_2afc_init, result.val_2afc
-    ceiling = twoafc.human_ceiling(val.judge)
-    trained = "trained heads + backbone" if args.train_backbone else "trained"
-    print(f"held-out 2AFC ({len(val)} triplets): {args.init} heads {before:.4f} -> {trained} "
-          f"{after:.4f} (human ceiling {ceiling:.4f})")
-    meta.update(val=args.val, val_2afc_init=before, val_2afc_trained=after)
-  dpl_heads.save(args.out, result.heads, meta, backbone=result.backbone)
-  print(f"heads saved to {args.out} (use as the metric dpl:{args.out})")
+  train.train_and_evaluate(config, args.workdir, names=TRAIN_FLAGS, log=print)
   return 0

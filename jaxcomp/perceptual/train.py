@@ -22,19 +22,22 @@ triplets when B is not a multiple of the device count) and the gradients summed 
 over the per-device partial means, which equals the whole-batch mean gradient. One device runs
 the same code. Single host.
 
-With a `workdir`: orbax checkpoints (params, Adam state, step) every `checkpoint_every` steps and
-at the end, resumed from the newest when run again in the same workdir; TensorBoard scalars
-(train/loss, train/2afc, train/lr, train/steps_per_s, eval/2afc); the run's settings in
-workdir/perceptual_train.json (a rerun must agree on those that the checkpoints depend on).
+With a `workdir`: orbax checkpoints (params, Adam state, step) every `checkpoint_every` steps,
+at the end and on a preemption signal, resumed from the newest intact one when run again in the
+same workdir; TensorBoard scalars (train/loss, train/2afc, train/lr, train/steps_per_s,
+eval/2afc); the run's settings in workdir/config.json (a rerun must agree on those that the
+checkpoints depend on). The loop (progress lines, writers, checkpoints with their integrity
+checks, NaN/Inf stop, preemption) is the loop kit's (`jaxcomp.loop`).
+
+    python -m jaxcomp.train --config=configs/dpl_heads.py --workdir=DIR \
+        --config.data.dir=SPLIT [--config.val.dir=SPLIT] [--config.field=value ...]
+    jaxcomp perceptual train --data SPLIT --out HEADS_DIR ...   (the same, by flags)
 """
 
-import contextlib
 import dataclasses
 import functools
-import json
 import math
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -42,19 +45,21 @@ import numpy as np
 import optax
 from flax import jax_utils
 
-from jaxcomp import progress
 from jaxcomp.errors import UserError
-from jaxcomp.fileio import atomic_path
+from jaxcomp.loop import checkpoint
+from jaxcomp.loop import driver
+from jaxcomp.loop import writers
+from jaxcomp.loop.batches import batch_indices  # pylint: disable=unused-import  (this module's API)
 from jaxcomp.metrics import lpips
 from jaxcomp.metrics import dpl_heads as heads_lib
+from jaxcomp.nets import vgg16
 from jaxcomp.perceptual import twoafc
 
 STATS_BATCH = 8
 AXIS = "batch"  # pmap axis over the local devices
 DECAY_FRACTION = 0.5  # LPIPS: nepoch_decay / (nepoch + nepoch_decay) = 5 / 10
-CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 3
-RUN_FILE = "perceptual_train.json"
+HEADS_DIR = "heads"  # the heads folder in the workdir when config.out is empty
 # Settings a workdir's checkpoints depend on: a rerun must agree on them to resume.
 RESUME_FIELDS = ("data", "triplets", "init", "train_backbone", "batch", "seed")
 
@@ -112,23 +117,6 @@ def lr_schedule(lr, steps, decay_steps):
     raise UserError(f"--decay-steps must be between 0 and --steps ({steps}), got {decay_steps}")
   return optax.linear_schedule(lr, 0.0, transition_steps=decay_steps,
                                transition_begin=steps - decay_steps)
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_permutation(n, seed, epoch):
-  return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def batch_indices(n, batch, seed, step):
-  """[batch] triplet indices of step `step` (0-based): consecutive slices of per-epoch
-  permutations (seeded by (seed, epoch)), so no triplet repeats within an epoch."""
-  positions = np.arange(step * batch, (step + 1) * batch)
-  epochs = positions // n
-  index = np.empty(batch, np.int64)
-  for epoch in np.unique(epochs):
-    at = epochs == epoch
-    index[at] = _epoch_permutation(n, seed, int(epoch))[positions[at] % n]
-  return index
 
 
 def _agreement(d0, d1, judge):
@@ -204,60 +192,6 @@ def _init_adam(params, b1):
   return optax.scale_by_adam(b1=b1).init(params)
 
 
-def _create_manager(workdir):
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), CHECKPOINTS),
-      options=ocp.CheckpointManagerOptions(max_to_keep=KEEP_CHECKPOINTS, create=True,
-                                           enable_async_checkpointing=True),
-      item_names=("state",))
-
-
-def _restore(manager, state):
-  """The newest checkpoint restored into `state`'s structure, or None if there is none."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-
-  step = manager.latest_step()
-  if step is None:
-    return None
-  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, jax.device_get(state))
-  try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))
-  except (ValueError, KeyError, TypeError) as e:
-    raise UserError(f"checkpoint {step} in {manager.directory} does not fit this run "
-                    f"({str(e).splitlines()[0][:200]}); use a new --workdir") from None
-  return restored["state"]
-
-
-def _save(manager, state):
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-
-  tree = jax.device_get(state)
-  manager.save(int(tree["step"]), args=ocp.args.Composite(state=ocp.args.StandardSave(tree)),
-               force=True)
-
-
-def _write_run(workdir, run):
-  """Writes workdir/perceptual_train.json; UserError if a previous run there differs."""
-  path = os.path.join(workdir, RUN_FILE)
-  if os.path.exists(path):
-    try:
-      with open(path) as f:
-        previous = json.load(f)
-    except (OSError, ValueError) as e:
-      raise UserError(f"cannot read {path}: {e}") from None
-    changed = [k for k in RESUME_FIELDS if previous.get(k) != run[k]]
-    if changed:
-      diff = ", ".join(f"{k} {previous.get(k)!r} vs {run[k]!r}" for k in changed)
-      raise UserError(f"{workdir} holds another training run ({diff}); use a new --workdir")
-  os.makedirs(workdir, exist_ok=True)
-  with atomic_path(path) as tmp:
-    with open(tmp, "w") as f:
-      json.dump(run, f, indent=1)
-
-
 @dataclasses.dataclass
 class Result:
   """What `fit` returns.
@@ -291,72 +225,63 @@ def _loop(state, split, val, vgg, init_heads, lrs, *, batch, seed, b1, train_bac
   if val is not None:
     val_init = score_heads(init_heads, *val_stats, val.judge)
     log(f"held-out 2AFC of the initial heads: {val_init:.4f}")
-    if writer and int(state["step"]) == 0:
-      writer.add_scalar("eval/2afc", val_init, 0)
-
-  def evaluate(state_now):
-    params_now = jax.device_get(state_now["params"])
-    if train_backbone:
-      stats0, stats1 = split_stats(params_now["vgg"], val)
-    else:
-      stats0, stats1 = val_stats
-    return score_heads(params_now["heads"], stats0, stats1, val.judge)
+    if int(state["step"]) == 0:
+      writer.write_scalars(0, {"eval/2afc": val_init})
 
   p_step = _pmap_step(b1, bool(train_backbone), devices)
   r_state = jax_utils.replicate(jax.device_get(state), devices, axis_name=AXIS)
-  first = int(state["step"])
   per_device = -(-batch // len(devices))
   weight = np.zeros(per_device * len(devices), np.float32)
   weight[:batch] = 1.0 / batch
   weight = weight.reshape(len(devices), per_device)
-  history, last_loss, val_score = [], math.nan, None
-  since_step, since = first, time.perf_counter()
   steps = len(lrs)
-  for s in range(first, steps):
+  scores = {}  # step -> held-out 2AFC
+
+  def train_step(step_count):
+    nonlocal r_state
     index = np.full(per_device * len(devices), 0, np.int64)
-    index[:batch] = batch_indices(len(split), batch, seed, s)
-    step_lr = lrs[s]
+    index[:batch] = batch_indices(len(split), batch, seed, step_count - 1)
     r_state, metrics = p_step(r_state, _shard(host_inputs, index, len(devices)),
                               _shard(split.judge, index, len(devices)), weight,
-                              step_lr)
-    history.append(metrics)
-    done = s + 1
-    if done % log_every == 0 or done == steps:
-      means = {k: float(np.mean([m[k][0] for m in jax.device_get(history)]))
-               for k in history[-1]}
-      history = []
-      last_loss = means["loss"]
-      if not math.isfinite(last_loss):
-        raise UserError(f"the loss became NaN/Inf at step {done}; lower --lr")
-      now = time.perf_counter()
-      rate = (done - since_step) / max(now - since, 1e-9)
-      since_step, since = done, now
-      log(f"step {done}/{steps}  loss {means['loss']:.4f}  2AFC {means['2afc']:.4f}  "
-          f"lr {step_lr:.3g}  {rate:.2f} steps/s  ETA {progress.format_duration((steps - done) / rate)}")
-      if writer:
-        for k, v in means.items():
-          writer.add_scalar(f"train/{k}", v, done)
-        writer.add_scalar("train/lr", step_lr, done)
-        writer.add_scalar("train/steps_per_s", rate, done)
-        writer.flush()
-    if manager and (done % checkpoint_every == 0 or done == steps):
-      _save(manager, _unreplicate(r_state))
-    if val is not None and eval_every and done % eval_every == 0 and done != steps:
-      val_score = evaluate(_unreplicate(r_state))
-      log(f"step {done}: held-out 2AFC {val_score:.4f}")
-      if writer:
-        writer.add_scalar("eval/2afc", val_score, done)
-        writer.flush()
+                              lrs[step_count - 1])
+    return {k: v[0] for k, v in metrics.items()}
+
+  def report(means, step_count, speed):
+    lr = float(lrs[step_count - 1])
+    line = (f"step {step_count}/{steps}  loss {means['loss']:.4f}  2AFC {means['2afc']:.4f}  "
+            f"lr {lr:.3g}  {speed}")
+    return line, dict(means, lr=lr)
+
+  def save(step_count):
+    del step_count
+    tree = _unreplicate(r_state)
+    checkpoint.save(manager, int(tree["step"]), tree)
+
+  def evaluate(step_count):
+    params_now = jax.device_get(_unreplicate(r_state)["params"])
+    stats0, stats1 = (split_stats(params_now["vgg"], val) if train_backbone else val_stats)
+    scores[step_count] = score_heads(params_now["heads"], stats0, stats1, val.judge)
+    log(f"step {step_count}: held-out 2AFC {scores[step_count]:.4f}")
+    return {"2afc": scores[step_count]}
+
+  first = int(state["step"])
+  loop = driver.Loop(first, steps, report, log=log, writer=writer, log_every=log_every,
+                     checkpoint_every=checkpoint_every, eval_every=eval_every,
+                     save=save if manager else None,
+                     evaluate=evaluate if val is not None else None,
+                     last_saved=first if first else None,
+                     hint="; lower the learning rate (--lr, config.learning_rate)",
+                     clock_from_start=True)
+  loop.run(train_step)
   final = _unreplicate(r_state)
-  if val is not None:
-    val_score = evaluate(final)
-    if writer:
-      writer.add_scalar("eval/2afc", val_score, int(final["step"]))
-      writer.flush()
+  if val is not None and loop.step not in scores:  # no step ran (a finished workdir)
+    evaluate(loop.step)
   params = final["params"]
   return Result(heads=[np.asarray(w) for w in params["heads"]],
-                backbone=params.get("vgg"), rank=params["rank"], loss=last_loss,
-                step=int(final["step"]), val_2afc=val_score, val_2afc_init=val_init)
+                backbone=params.get("vgg"), rank=params["rank"],
+                loss=loop.last_means["loss"] if loop.last_means else math.nan,
+                step=int(final["step"]), val_2afc=scores.get(loop.step),
+                val_2afc_init=val_init)
 
 
 def fit(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, decay_steps=None, seed=0,
@@ -376,8 +301,10 @@ def fit(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, decay_steps
     seed: PRNG seed for the ranking network's initialisation and the batches.
     train_backbone: fine-tune the VGG16 parameters with the heads (features per batch).
     val: a held-out twoafc.Split scored at `eval_every` steps and at the end, or None.
-    workdir: folder for checkpoints, TensorBoard events and the run's settings, or None.
-    checkpoint_every: steps between checkpoints (with workdir; one is also saved at the end).
+    workdir: folder for checkpoints, TensorBoard events and the run's settings (config.json), or
+      None; locked for the run (`loop.checkpoint.lock_workdir`).
+    checkpoint_every: steps between checkpoints (with workdir; one is also saved at the end and
+      on a preemption signal).
     eval_every: steps between held-out scores (0: at the end only).
     log_every: steps between progress lines.
     log: callable taking a progress line.
@@ -404,28 +331,33 @@ def fit(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, decay_steps
     params["vgg"] = jax.tree.map(lambda a: np.asarray(a, np.float32), vgg)
   state = {"params": params, "opt_state": _init_adam(params, b1), "step": np.int32(0)}
 
-  with contextlib.ExitStack() as stack:
-    manager = writer = None
+  manager = lock = None
+  writer = writers.create(workdir)
+  try:
     if workdir:
+      lock = checkpoint.lock_workdir(workdir)
       run = {"data": None, "init": None, **(run_info or {}), "triplets": n,
              "train_backbone": bool(train_backbone), "batch": batch, "seed": seed,
              "steps": steps, "lr": lr, "b1": b1, "decay_steps": decay_steps}
-      _write_run(workdir, run)
-      manager = _create_manager(workdir)
-      stack.callback(manager.close)
-      stack.callback(manager.wait_until_finished)  # callbacks run last-in first-out
-      restored = _restore(manager, state)
+      checkpoint.write_config(workdir, run, fixed=RESUME_FIELDS)
+      manager = checkpoint.create_manager(workdir, KEEP_CHECKPOINTS)
+      restored = checkpoint.restore(manager, state)
       if restored is not None:
-        state = restored
+        state = restored[0]
         log(f"resuming from step {int(state['step'])} in {workdir}")
-      import tensorboardX  # pylint: disable=g-import-not-at-top
-
-      writer = tensorboardX.SummaryWriter(workdir)
-      stack.callback(writer.close)
-    return _loop(state, split, val, vgg, init_heads, lrs, batch=batch, seed=seed, b1=b1,
-                 train_backbone=train_backbone, devices=devices, manager=manager, writer=writer,
-                 checkpoint_every=checkpoint_every, eval_every=eval_every, log_every=log_every,
-                 log=log)
+    result = _loop(state, split, val, vgg, init_heads, lrs, batch=batch, seed=seed, b1=b1,
+                   train_backbone=train_backbone, devices=devices, manager=manager,
+                   writer=writer, checkpoint_every=checkpoint_every, eval_every=eval_every,
+                   log_every=log_every, log=log)
+  finally:
+    try:
+      if manager:
+        checkpoint.finish(manager)
+    finally:
+      writer.close()
+      if lock:
+        lock.close()
+  return result
 
 
 def train(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, seed=0, log=print,
@@ -437,3 +369,88 @@ def train(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, seed=0, l
   result = fit(vgg, split, init_heads, steps=steps, batch=batch, lr=lr, b1=b1, seed=seed,
                log=log, log_every=log_every, **kwargs)
   return result.heads, result.loss
+
+
+def flag_or_field(names):
+  """name(field) -> the user's name of a config field: names[field] (a flag, e.g. '--steps') or
+  'config.<field>'."""
+  return lambda field: names.get(field, f"config.{field}")
+
+
+def check_config(config, names=None):
+  """The decay steps of a dpl_heads config; UserError (one line) for values no run can use.
+
+  `names` maps config fields to the flags they came from, so that errors name what the user
+  typed (`jaxcomp perceptual train --lr 0` -> '--lr must be positive').
+  """
+  name = flag_or_field(names or {})
+  for field in ("num_train_steps", "batch_size", "log_every_steps", "checkpoint_every_steps"):
+    if config[field] < 1:
+      raise UserError(f"{name(field)} must be at least 1, got {config[field]}")
+  if config.eval_every_steps < 0:
+    raise UserError(f"{name('eval_every_steps')} must be at least 0, got "
+                    f"{config.eval_every_steps}")
+  if not config.learning_rate > 0:
+    raise UserError(f"{name('learning_rate')} must be positive, got {config.learning_rate}")
+  if config.init not in ("lpips", "uniform"):
+    raise UserError(f"{name('init')} must be lpips or uniform, got {config.init!r}")
+  if not config.data.dir:
+    raise UserError(f"{name('data.dir')} is required (the training split)")
+  steps = config.num_train_steps
+  decay_steps = default_decay_steps(steps) if config.decay_steps is None else config.decay_steps
+  if not 0 <= decay_steps <= steps:
+    raise UserError(f"{name('decay_steps')} must be between 0 and {name('num_train_steps')} "
+                    f"({steps}), got {decay_steps}")
+  return decay_steps
+
+
+def train_and_evaluate(config, workdir, names=None, log=print):
+  """Trains (or resumes) a dpl_heads run in `workdir`; returns (Result, meta).
+
+  Args:
+    config: configs/dpl_heads.py's ConfigDict.
+    workdir: run folder (checkpoints, TensorBoard, config.json), or None: nothing kept but the
+      heads (config.out, then required).
+    names: config field -> the flag it came from, for error messages (`check_config`).
+    log: callable taking a line.
+
+  Returns:
+    (Result, meta): what `fit` returns and the meta dict saved with the heads in config.out
+    (default workdir/heads), the folder of the metric `dpl:<folder>`; meta is None when a
+    preemption signal stopped the run (nothing saved but the checkpoint).
+  """
+  decay_steps = check_config(config, names)
+  name = flag_or_field(names or {})
+  out = config.out or (os.path.join(workdir, HEADS_DIR) if workdir else None)
+  if not out:
+    raise UserError(f"{name('out')} is required without a workdir (the heads folder)")
+  init = heads_lib.lpips_heads() if config.init == "lpips" else heads_lib.uniform_heads()
+  vgg = vgg16.load_params()
+  split = twoafc.load_split(config.data.dir)
+  val = twoafc.load_split(config.val.dir) if config.val.dir else None
+  result = fit(
+      vgg, split, init, steps=config.num_train_steps, batch=config.batch_size,
+      lr=config.learning_rate, b1=config.b1, decay_steps=decay_steps, seed=config.seed,
+      train_backbone=config.train_backbone, val=val, workdir=workdir,
+      checkpoint_every=config.checkpoint_every_steps, eval_every=config.eval_every_steps,
+      log_every=config.log_every_steps, log=log,
+      run_info={"data": os.path.abspath(config.data.dir), "init": config.init})
+  if result.step < config.num_train_steps:  # stopped by a preemption signal
+    log(f"stopped at step {result.step} of {config.num_train_steps}: run again with the same "
+        "workdir to resume (the heads are saved at the end)")
+    return result, None
+  meta = {"init": config.init, "steps": result.step, "batch": config.batch_size,
+          "lr": config.learning_rate, "decay_steps": decay_steps, "seed": config.seed,
+          "data": config.data.dir, "triplets": len(split),
+          "train_backbone": config.train_backbone,
+          "final_loss": result.loss if math.isfinite(result.loss) else None}  # NaN: no step
+  if val is not None:
+    before, after = result.val_2afc_init, result.val_2afc
+    ceiling = twoafc.human_ceiling(val.judge)
+    trained = "trained heads + backbone" if config.train_backbone else "trained"
+    log(f"held-out 2AFC ({len(val)} triplets): {config.init} heads {before:.4f} -> {trained} "
+        f"{after:.4f} (human ceiling {ceiling:.4f})")
+    meta.update(val=config.val.dir, val_2afc_init=before, val_2afc_trained=after)
+  heads_lib.save(out, result.heads, meta, backbone=result.backbone)
+  log(f"heads saved to {out} (use as the metric dpl:{out})")
+  return result, meta

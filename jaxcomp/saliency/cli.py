@@ -4,7 +4,7 @@
                            [--steps N] [--batch B] [--size S] [--lr LR] [--seed SEED]
                            [--loss kl=1,cc=1,nss=0.1] [--val-images DIR --val-maps DIR
                            [--val-fixations DIR]] [--backbone vgg16|random] [--train-backbone]
-                           [--logdir DIR]
+                           [--logdir DIR] [--workdir DIR [--checkpoint-every N]]
     jaxcomp saliency eval --model sdsp|centre|DIR[,...] --images DIR --maps DIR
                           [--fixations DIR] [--json]
     jaxcomp saliency predict --model sdsp|centre|DIR IMAGE OUT.png
@@ -14,7 +14,9 @@ Data layout and checks: data.py. `eval` prints a table of AUC-Judd, CC, NSS, KLD
 {"n": N, "fixations": bool, "results": {model: {"auc_judd": x, "cc": x, "nss": x, "kld": x,
 "sim": x}}} (AUC-Judd and NSS null without --fixations). `predict` writes an 8-bit grayscale
 PNG (or JPEG) of the map. `train` saves a weights folder usable as `learned:DIR` anywhere a
-saliency model is named.
+saliency model is named; it builds configs/saliency_net.py's config from its flags and runs
+`jaxcomp.saliency.train.train_and_evaluate` (also `python -m jaxcomp.train
+--config=saliency_net.py --workdir=DIR --config.data.images=...`).
 """
 
 import json
@@ -60,7 +62,14 @@ def register(subparsers):
   t.add_argument("--feature-cache-mb", type=int, default=2048,
                  help="memory for precomputed VGG16 taps of a frozen backbone (default 2048)")
   t.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
-  t.add_argument("--logdir", metavar="DIR", help="write TensorBoard scalars here")
+  t.add_argument("--logdir", metavar="DIR",
+                 help="write TensorBoard scalars here (default: the --workdir, if any)")
+  t.add_argument("--workdir", metavar="DIR",
+                 help="checkpoints, TensorBoard scalars and config.json; rerunning with the same "
+                      "workdir resumes from its newest checkpoint")
+  t.add_argument("--checkpoint-every", type=int, metavar="N",
+                 help="steps between checkpoints (needs --workdir; default 500; one is also "
+                      "saved at the end)")
   t.set_defaults(func=run)
   e = sub.add_parser("eval", help="AUC-Judd, CC, NSS, KLD, SIM of saliency models on a dataset")
   e.add_argument("--model", default="sdsp",
@@ -128,63 +137,39 @@ def _run_predict(args):
   return 0
 
 
+# config field -> the flag that sets it, so that errors name the flag (`train.check_config`)
+TRAIN_FLAGS = {"num_train_steps": "--steps", "batch_size": "--batch", "width": "--width",
+               "log_every_steps": "--log-every", "input_size": "--size", "learning_rate": "--lr",
+               "loss": "--loss", "data.images": "--images", "data.maps": "--maps",
+               "data.fixations": "--fixations", "val.images": "--val-images",
+               "val.maps": "--val-maps", "val.fixations": "--val-fixations",
+               "backbone": "--backbone", "out": "--out",
+               "checkpoint_every_steps": "--checkpoint-every"}
+
+
+def train_config(args):
+  """configs/saliency_net.py's config with the `saliency train` flags applied."""
+  from jaxcomp.train import config_files  # pylint: disable=g-import-not-at-top
+
+  config = config_files.load("saliency_net")
+  config.data.images, config.data.maps = args.images, args.maps
+  config.data.fixations = args.fixations or ""
+  config.val.images, config.val.maps = args.val_images or "", args.val_maps or ""
+  config.val.fixations = args.val_fixations or ""
+  config.num_train_steps, config.batch_size = args.steps, args.batch
+  config.input_size, config.learning_rate, config.seed = args.size, args.lr, args.seed
+  config.loss, config.backbone, config.width = args.loss, args.backbone, args.width
+  config.train_backbone, config.feature_cache_mb = args.train_backbone, args.feature_cache_mb
+  config.log_every_steps, config.logdir, config.out = args.log_every, args.logdir or "", args.out
+  if args.checkpoint_every is not None:
+    config.checkpoint_every_steps = args.checkpoint_every
+  return config
+
+
 def _run_train(args):
-  from jaxcomp.saliency import data  # pylint: disable=g-import-not-at-top
-  from jaxcomp.saliency import evaluation  # pylint: disable=g-import-not-at-top
-  from jaxcomp.saliency import learned  # pylint: disable=g-import-not-at-top
-  from jaxcomp.saliency import losses  # pylint: disable=g-import-not-at-top
   from jaxcomp.saliency import train  # pylint: disable=g-import-not-at-top
 
-  for name in ("steps", "batch", "width", "log_every"):
-    if getattr(args, name) < 1:
-      raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-  if args.size < learned.MIN_INPUT_SIZE:
-    raise UserError(f"--size must be at least {learned.MIN_INPUT_SIZE}, got {args.size}")
-  if not args.lr > 0:
-    raise UserError(f"--lr must be positive, got {args.lr}")
-  if (args.val_images is None) != (args.val_maps is None):
-    raise UserError("--val-images and --val-maps go together")
-  if args.val_fixations and not args.val_images:
-    raise UserError("--val-fixations needs --val-images and --val-maps")
-  try:
-    weights = losses.parse_weights(args.loss)
-  except ValueError as e:
-    raise UserError(f"--loss: {e}") from e
-  if weights.get("nss") and not args.fixations:
-    weights.pop("nss")
-    if not any(weights.values()):
-      raise UserError("--loss: the NSS loss needs --fixations")
-    print("note: no --fixations, so the NSS loss term is off")
-  backbone = "vgg16" if args.backbone == "vgg16" else f"random:{args.seed}"
-  config = learned.default_config(input_size=args.size, backbone=backbone, width=args.width)
-  samples = data.pair_files(args.images, args.maps, args.fixations)
-  val_samples = (data.pair_files(args.val_images, args.val_maps, args.val_fixations)
-                 if args.val_images else None)
-  if args.backbone == "vgg16":
-    from jaxcomp.nets import weights as weights_lib  # pylint: disable=g-import-not-at-top
-    weights_lib.load("vgg16")  # fail before reading the data if the weights are missing
-  dataset = data.load_resized(samples, args.size, log=print)
-  print(f"training on {len(dataset)} images at {args.size}x{args.size}"
-        f"{' with fixations' if dataset.fixations is not None else ''}; loss "
-        + " ".join(f"{k}={v:g}" for k, v in weights.items()))
-  params, record = train.train(
-      dataset, config, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-      weights=weights, train_backbone=args.train_backbone,
-      feature_cache_mb=args.feature_cache_mb, log=print, log_every=args.log_every,
-      logdir=args.logdir)
-  if args.train_backbone:
-    config = dict(config, backbone="included")
-  meta = {"images": args.images, "maps": args.maps, "fixations": args.fixations,
-          "n_train": len(dataset), "steps": args.steps, "batch": args.batch, "lr": args.lr,
-          "seed": args.seed, "loss_weights": weights, **record}
-  if val_samples is not None:
-    from jaxcomp import saliency  # pylint: disable=g-import-not-at-top
-    model = saliency.SaliencyModel("trained", params, learned.make_apply(config))
-    results = evaluation.evaluate_models([model], val_samples)
-    for line in evaluation.format_table(results, len(val_samples), bool(args.val_fixations)):
-      print("held-out " + line if line.startswith("model") else "         " + line)
-    meta.update(val_images=args.val_images, val_maps=args.val_maps, n_val=len(val_samples),
-                val_metrics=results["trained"])
-  learned.save(args.out, params, config, meta)
-  print(f"saliency weights saved to {args.out} (use as the saliency model learned:{args.out})")
+  if args.checkpoint_every is not None and not args.workdir:
+    raise UserError("--checkpoint-every needs --workdir (where checkpoints go)")
+  train.train_and_evaluate(train_config(args), args.workdir, names=TRAIN_FLAGS, log=print)
   return 0

@@ -6,17 +6,19 @@
     --config=finetune:lpips                ... or by its name without '.py'
     --config=configs/hyperprior.py:q3      ... or the README's relative path from elsewhere
 
-The shipped configs are the `configs/` folder beside the `jaxcomp` package (a source checkout or
-an editable install). A name that is neither an existing file nor a shipped config is a one-line
-`UserError` listing the shipped names.
+The shipped configs are the top-level `configs/` folder, reached as `jaxcomp/_configs` (a
+symbolic link to ../configs in a checkout; a copy made by setup.cfg's package_data in a wheel, so
+a non-editable `pip install .` has them too). A name that is neither an existing file nor a
+shipped config is a one-line `UserError` listing the shipped names.
 """
 
+import importlib.util
 import os
 
 from jaxcomp.errors import UserError
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs")
+SHIPPED_DIR = os.path.realpath(os.path.join(  # a checkout: <repo>/configs itself
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_configs"))
 
 
 def shipped():
@@ -69,3 +71,14 @@ def resolve_argv(argv):
       i += 1
     i += 1
   return out
+
+
+def load(spec):
+  """The ConfigDict of 'FILE[:arg]' (FILE resolved as --config's is): get_config(arg), or
+  get_config() without ':' (as ml_collections' config flags call it)."""
+  path, colon, arg = resolve(spec).partition(":")
+  module_spec = importlib.util.spec_from_file_location(
+      f"jaxcomp_config_{os.path.basename(path)[:-3]}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if colon else module.get_config()

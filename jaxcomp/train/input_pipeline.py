@@ -16,6 +16,7 @@ import functools
 import os
 import threading
 
+import jax
 import numpy as np
 from absl import logging
 from PIL import Image
@@ -173,8 +174,6 @@ class SaliencySource:
   """
 
   def __init__(self, source, saliency, cache=256):
-    import jax  # pylint: disable=g-import-not-at-top
-
     self._source, self._cache_size = source, cache
     self._apply = jax.jit(saliency.apply)
     self._params = saliency.params

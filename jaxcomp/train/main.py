@@ -1,6 +1,9 @@
 """`python -m jaxcomp.train --config=configs/<file>.py:<arg> --workdir=DIR [--config.x=v ...]`.
 
-Kept short on purpose (the flax examples' main.py): flags in, `train.train_and_evaluate` out.
+Kept short on purpose (the flax examples' main.py): flags in, a trainer's
+`train_and_evaluate(config, workdir)` out. The config's `trainer` field picks it (`TRAINERS`):
+'codec' (the default: configs/hyperprior.py, finetune.py, ...), 'saliency_net'
+(configs/saliency_net.py) or 'dpl_heads' (configs/dpl_heads.py).
 Multi-host runs (--distributed, as launch/tpu_vm.sh passes; by default a TPU pod slice or
 JAX_COORDINATOR_ADDRESS set) call `jax.distributed.initialize()` first. User errors (data,
 config, workdir) end with one line `error: ...` on stderr and exit status 2.
@@ -75,19 +78,44 @@ def is_multihost():
           or bool(os.environ.get("JAX_COORDINATOR_ADDRESS")))
 
 
+TRAINERS = ("codec", "saliency_net", "dpl_heads")
+
+
+def train_and_evaluate(config, workdir, allow_config_change=False):
+  """Runs `config`'s trainer (its `trainer` field, default 'codec') in `workdir`.
+
+  The trainers are imported here, not at the top: see `main`. UserError for an unknown trainer
+  (and whatever the trainer raises).
+  """
+  # pylint: disable=g-import-not-at-top
+  name = config.get("trainer", "codec")
+  if name == "saliency_net":
+    from jaxcomp.saliency import train as saliency_train
+    return saliency_train.train_and_evaluate(config, workdir, log=logging.info)
+  if name == "dpl_heads":
+    from jaxcomp.perceptual import train as perceptual_train
+    return perceptual_train.train_and_evaluate(config, workdir, log=logging.info)
+  if name == "codec":
+    from jaxcomp.train import train
+    return train.train_and_evaluate(config, workdir, allow_config_change=allow_config_change)
+  raise UserError(f"config.trainer must be one of {', '.join(TRAINERS)}, not {name!r}")
+
+
 def main(argv):
+  """Runs the config's trainer. jax and the trainers are imported here, not at the top:
+  `jax.distributed.initialize()` must run before anything initialises a JAX backend (a trainer
+  module may at import), and `--help` stays fast."""
   del argv
   import jax  # pylint: disable=g-import-not-at-top
+  from jaxcomp.loop import checkpoint  # pylint: disable=g-import-not-at-top
 
   if FLAGS.distributed or (FLAGS.distributed is None and is_multihost()):
     jax.distributed.initialize()
-  from jaxcomp.train import train  # pylint: disable=g-import-not-at-top
-
-  train.quiet_library_logs()
+  checkpoint.quiet_library_logs()
   logging.info("config:\n%s", FLAGS.config)
   try:
-    train.train_and_evaluate(FLAGS.config, os.path.expanduser(FLAGS.workdir),
-                             allow_config_change=FLAGS.allow_config_change)
+    train_and_evaluate(FLAGS.config, os.path.expanduser(FLAGS.workdir),
+                       allow_config_change=FLAGS.allow_config_change)
   except UserError as e:
     _error(str(e))
 

@@ -95,7 +95,7 @@ def anchor_at_size(image, target_bytes, fmt="JPEG"):
 def code_image(model, image, channels, bitstream_path, decoded_path):
   """Compresses `image` [H, W, 3] uint8 with a model (directory or zoo:NAME) to a real .jxc file,
   decodes that file; returns (file bytes, decoded [H, W, 3] uint8)."""
-  from jaxcomp.coding import codec  # pylint: disable=g-import-not-at-top
+  from jaxcomp.coding import compression as codec  # pylint: disable=g-import-not-at-top
   from jaxcomp import images  # pylint: disable=g-import-not-at-top
 
   cm = codec.CodingModel(model)
@@ -128,12 +128,13 @@ def print_table(rows):
 def run(args):
   from jaxcomp import zoo  # pylint: disable=g-import-not-at-top
   from jaxcomp import images  # pylint: disable=g-import-not-at-top
+  from jaxcomp.loop import checkpoint as loop_checkpoint  # pylint: disable=g-import-not-at-top
   from jaxcomp.train import checkpoint, config_lib, train  # pylint: disable=g-import-not-at-top
 
   flags.FLAGS.mark_as_parsed()  # absl logging outside app.run (no "before flag parsing" note)
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
-  train.quiet_library_logs()
+  loop_checkpoint.quiet_library_logs()
   if args.steps is not None and args.steps < 1:
     raise UserError(f"--steps must be at least 1 (got {args.steps})")
   workdir = os.path.abspath(args.workdir)

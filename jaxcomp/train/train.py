@@ -1,60 +1,37 @@
-"""The training loop: pmap data parallelism, orbax checkpoints, TensorBoard, progress, NaN stop.
+"""The codec trainer: pmap data parallelism on the loop kit (jaxcomp.loop).
 
 `train_and_evaluate(config, workdir)` runs (or resumes) one training run. Order of
 initialization: an existing checkpoint in `workdir` (resume), else `config.init_from` (a training
 workdir or an exported model: fine-tuning), else from scratch with `config.seed`.
 
 Every local device gets an equal share of each host's slice of the global batch; gradients are
-averaged over all devices of all hosts with `pmean` (`step.make_pmap_step`).
+averaged over all devices of all hosts with `pmean` (`step.make_pmap_step`). Checkpoints,
+TensorBoard scalars, progress lines, the NaN/Inf stop and preemption are the loop kit's
+(`jaxcomp.loop`).
 """
 
 import functools
-import math
 import os
-import signal
-import threading
-import time
 
 from absl import logging
 from flax import jax_utils
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcomp import progress
 from jaxcomp import saliency as saliency_lib
 from jaxcomp import zoo
 from jaxcomp.codec import export
 from jaxcomp.codec import models
 from jaxcomp.errors import UserError
+from jaxcomp.loop import driver, writers
+from jaxcomp.loop.driver import DivergedError  # pylint: disable=unused-import  (this module's API)
 from jaxcomp.metrics import registry
 from jaxcomp.train import checkpoint, input_pipeline, step
 from jaxcomp.train import distortion as distortion_lib
 
 INIT_IMAGE_SIZE = (64, 64)  # the model is fully convolutional: any size gives the same params
-
-
-class _DropOrbaxInfo:
-  """Log filter: orbax's INFO lines (several per save) would bury the progress lines, and its
-  error records carry a traceback each (four for one failed save); they keep one line each, and
-  the failure itself ends the run as one `error: ...` line (`checkpoint.finish`)."""
-
-  def filter(self, record):
-    if "/orbax/" not in record.pathname:
-      return True
-    record.exc_info, record.exc_text = None, None
-    return record.levelno > logging.converter.STANDARD_INFO
-
-
-def quiet_library_logs():
-  """Keeps orbax's warnings and errors in absl's log, drops its INFO chatter."""
-  logging.get_absl_handler().addFilter(_DropOrbaxInfo())
-
-
-class DivergedError(UserError):
-  """The loss (or gradient norm) became NaN or Inf."""
 
 
 # The train state's tree structure holds the model's `apply` and the optimizer, so runs in one
@@ -184,38 +161,6 @@ def load_init_params(path, params):
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
 
 
-class Preemption:
-  """Notices a preemption signal: SIGTERM on one host, the coordinator's notice on a pod.
-
-  Multi-host runs use jax's preemption sync point (every host saves at the same step);
-  single-host runs install a SIGTERM handler for the duration of the `with` block (from the main
-  thread only, where Python delivers signals).
-  """
-
-  def __init__(self):
-    self.signalled = False
-    self._installed, self._previous = False, None
-
-  def __enter__(self):
-    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-      self._installed = True
-    return self
-
-  def __exit__(self, *exc):
-    if self._installed:
-      signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.signalled = True
-
-  def reached(self, step_count):
-    if jax.process_count() > 1:
-      return multihost_utils.reached_preemption_sync_point(step_count)
-    return self.signalled
-
-
 class Evaluator:
   """bpp and metrics of the model in coding mode (rounding, refit quantiles) on a fixed batch.
 
@@ -277,33 +222,6 @@ class Evaluator:
         logging.warning("validation metric %s dropped: %s", name, e)
         del self.metrics[name]
     return results
-
-
-class Progress:
-  """Steps/s and ETA over the steps since the previous report (the first one compiles)."""
-
-  def __init__(self, first_step, total_steps):
-    self.total = total_steps
-    self._step, self._time = first_step, None
-
-  def report(self, step_count):
-    """(steps/s, ETA seconds); steps/s is NaN for the first report (it includes compilation)."""
-    now = time.time()
-    rate = math.nan if self._time is None else (step_count - self._step) / (now - self._time)
-    self._step, self._time = step_count, now
-    eta = (self.total - step_count) / rate if rate > 0 else math.nan
-    return rate, eta
-
-
-def _check_finite(history, last_saved):
-  """Raises DivergedError at the first step of `history` [(step, metrics)] with NaN/Inf."""
-  for step_count, metrics in history:
-    bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
-    if bad:
-      where = (f"the last good checkpoint is step {last_saved}" if last_saved is not None
-               else "no checkpoint was saved")
-      raise DivergedError(f"{' and '.join(bad)} became NaN/Inf at step {step_count}; stopped "
-                          f"({where})")
 
 
 def validate_config(config):
@@ -380,7 +298,6 @@ def _run(config, workdir, allow_config_change):
       state = state.replace(params=load_init_params(config.init_from, state.params))
       logging.info("initialized from %s", config.init_from)
   first_step = int(state.step)
-  last_saved = first_step if restored is not None else None
 
   stream = input_pipeline.CropStream(source, config.patch_size, data_state["seed"],
                                      config.data.flip)
@@ -388,79 +305,51 @@ def _run(config, workdir, allow_config_change):
                                         process_index, process_count, len(devices))
   evaluator = (Evaluator(config, model, source, saliency, saliency_params)
                if config.eval.every_steps and process_index == 0 else None)
-  writer = None
-  if process_index == 0:
-    import tensorboardX  # pylint: disable=g-import-not-at-top
-
-    writer = tensorboardX.SummaryWriter(workdir)
+  writer = writers.create(workdir if process_index == 0 else None)
   p_step = step.make_pmap_step(distortion, tuple(devices), saliency)
   r_state = step.replicate(state, devices)
   r_distortion_params = step.replicate(distortion_params, devices)
   r_saliency_params = step.replicate(saliency_params, devices)
 
-  progress = Progress(first_step, config.num_train_steps)
-  history = []  # (step, device metrics) since the last flush
-  total = config.num_train_steps
+  def train_step(step_count):
+    nonlocal r_state
+    del step_count
+    firsts, images = next(batches)
+    r_state, metrics = p_step(r_state, images, noise_key, config.lmbda, r_distortion_params,
+                              firsts, r_saliency_params)
+    data_state["next_example"] += config.batch_size
+    return jax_utils.unreplicate(metrics)
 
-  def due(every, step_count):
-    return every and step_count % every == 0
+  def report(means, step_count, speed):
+    means = dict(means, psnr=float(10 * np.log10(1.0 / max(means["mse"], 1e-12))))
+    lr = float(schedule(step_count - 1))
+    line = (f"step {step_count}/{config.num_train_steps}: loss {means['loss']:.4f} bpp "
+            f"{means['bpp']:.4f} {config.distortion} {means['distortion']:.4g} psnr "
+            f"{means['psnr']:.2f} dB lr {lr:.2g} | {speed}")
+    return line, dict(means, lr=lr)
 
+  def save(step_count):
+    del step_count
+    checkpoint.save(manager, jax_utils.unreplicate(r_state), dict(data_state))
+
+  def evaluate(step_count):
+    results = evaluator(jax_utils.unreplicate(r_state).params)
+    logging.info("step %d validation: %s", step_count,
+                 " ".join(f"{k} {v:.4g}" for k, v in results.items()))
+    return results
+
+  loop = driver.Loop(first_step, config.num_train_steps, report, log=logging.info, writer=writer,
+                     log_every=config.log_every_steps,
+                     checkpoint_every=config.checkpoint_every_steps,
+                     eval_every=config.eval.every_steps, save=save,
+                     evaluate=evaluate if evaluator else None, finite=("loss", "grad_norm"),
+                     last_saved=first_step if restored is not None else None)
   try:
-    with Preemption() as preemption:
-      for step_count in range(first_step + 1, total + 1):
-        firsts, images = next(batches)
-        r_state, metrics = p_step(r_state, images, noise_key, config.lmbda, r_distortion_params,
-                                  firsts, r_saliency_params)
-        data_state["next_example"] += config.batch_size
-        history.append((step_count, jax_utils.unreplicate(metrics)))
-        preempted = preemption.reached(step_count)
-        save_now = (due(config.checkpoint_every_steps, step_count) or step_count == total
-                    or preempted)
-        if due(config.log_every_steps, step_count) or save_now:
-          history = jax.device_get(history)
-          _check_finite(history, last_saved)
-          if due(config.log_every_steps, step_count) or step_count == total:
-            _log_train(writer, history, step_count, schedule(step_count - 1),
-                       progress.report(step_count), total, config.distortion)
-          history = []
-        if save_now:
-          checkpoint.save(manager, jax_utils.unreplicate(r_state), dict(data_state))
-          last_saved = step_count
-        if evaluator and (due(config.eval.every_steps, step_count) or step_count == total):
-          _log_eval(writer, evaluator(jax_utils.unreplicate(r_state).params), step_count)
-        if preempted:
-          logging.info("preemption signal: saved step %d and stopped", step_count)
-          break
+    loop.run(train_step)
   finally:
     try:
       checkpoint.finish(manager)
     finally:
       batches.close()
-      if writer:
-        writer.close()
+      writer.close()
   return jax_utils.unreplicate(r_state)
-
-
-def _log_train(writer, history, step_count, lr, rate_eta, total, distortion_name):
-  means = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}
-  means["psnr"] = float(10 * np.log10(1.0 / max(means["mse"], 1e-12)))
-  rate, eta = rate_eta
-  speed = "compiling" if math.isnan(rate) else f"{rate:.2f} steps/s, ETA {progress.format_duration(eta)}"
-  logging.info("step %d/%d: loss %.4f bpp %.4f %s %.4g psnr %.2f dB lr %.2g | %s", step_count,
-               total, means["loss"], means["bpp"], distortion_name, means["distortion"],
-               means["psnr"], lr, speed)
-  if writer:
-    for name, value in means.items():
-      writer.add_scalar(f"train/{name}", value, step_count)
-    writer.add_scalar("train/lr", float(lr), step_count)
-    if not math.isnan(rate):
-      writer.add_scalar("train/steps_per_s", rate, step_count)
-    writer.flush()
-
-
-def _log_eval(writer, results, step_count):
-  logging.info("step %d validation: %s", step_count,
-               " ".join(f"{k} {v:.4g}" for k, v in results.items()))
-  for name, value in results.items():
-    writer.add_scalar(f"eval/{name}", value, step_count)
-  writer.flush()
