@@ -229,8 +229,9 @@ def test_2afc_sessions_and_bapps_export(tmp_path, capsys):
           expected.setdefault(row["scene"], []).append(answer(row) == "p1")
   capsys.readouterr()
   bapps_out = tmp_path / "bapps"
+  # Scripted subjects answer within milliseconds by the server's clock: speed screening off here.
   assert cli.main(["study", "export-bapps", "--study", out, "--out", str(bapps_out),
-                   "--json"]) == 0
+                   "--json", "--min-response-ms", "0"]) == 0
   captured = capsys.readouterr()
   summary = json.loads(captured.out.strip().splitlines()[-1])
   assert summary["subjects"] == 4 and summary["kept"] == 3 and summary["skipped"] == 0
@@ -251,7 +252,7 @@ def test_2afc_sessions_and_bapps_export(tmp_path, capsys):
   few = min(len(v) for v in expected.values())
   assert cli.main(["study", "export-bapps", "--study", out, "--votes",
                    str(tmp_path / "export.json"), "--out", str(tmp_path / "b2"),
-                   "--min-votes", str(few + 1)]) == 0
+                   "--min-votes", str(few + 1), "--min-response-ms", "0"]) == 0
   captured = capsys.readouterr()
   left_out = [f"{k:06d}.png" for k in range(5) if len(expected[f"{k:06d}"]) <= few]
   assert f"skipped {len(left_out)} of 5 triplets with fewer than {few + 1}" in captured.err
@@ -292,8 +293,8 @@ def test_export_bapps_errors_are_one_line_and_write_nothing(tmp_path, capsys):
   _expect_error(capsys, export(), "all 1 subjects were rejected", target)
   sid, _ = _run_subject(client, engine, _truth)
   _expect_error(capsys, export("--min-votes", "0"), "--min-votes must be at least 1", target)
-  _expect_error(capsys, export("--min-votes", "9"), "no triplet has 9 or more kept votes",
-                target)
+  _expect_error(capsys, export("--min-votes", "9", "--min-response-ms", "0"),
+                "no triplet has 9 or more kept votes", target)
   engine.dispose()
   foreign = {"votes": [{"observer": sid, "scene": "other", "condition_1": "p0",
                         "condition_2": "p1", "selection": 1, "kind": "main"}]}

@@ -104,18 +104,22 @@ def register(subparsers):
   p = sub.add_parser("analyze", help="screen subjects, preference matrices, scales, plots")
   p.add_argument("votes", help="export from serve (.json) or a pwcmp long-format .csv")
   p.add_argument("--out", required=True,
-                 help="folder for analysis.json, rates.md, rejections.csv, plots")
+                 help="folder for analysis.json, rates.md, screening.md (per subject: which "
+                      "test rejected it, with the figures), rejections.csv, plots")
   p.add_argument("--study", metavar="DIR",
                  help="the prepared study folder: its conditions.csv orders the rates by target "
                       "bpp and gives each condition's achieved bpp")
   p.add_argument("--min-zeta", type=float, default=0.5,
                  help="reject a subject whose coefficient of consistence over complete scenes "
                       "is below this (default 0.5)")
-  p.add_argument("--max-triad-rate", type=float, default=0.25,
-                 help="reject a subject whose circular-triad rate over incomplete scenes reaches "
-                      "this (default 0.25, chance)")
-  p.add_argument("--min-triples", type=int, default=5,
-                 help="judged triples needed before the triad rate is used (default 5)")
+  p.add_argument("--max-triad-rate", type=float, default=0.5,
+                 help="reject a subject whose circular-triad rate over the closed triples of "
+                      "incomplete scenes reaches this (default 0.5, twice chance: careful "
+                      "observers of close conditions sit near chance, 0.25)")
+  p.add_argument("--min-triples", type=int, default=10,
+                 help="closed triples needed before the triad rate is used; fewer: 'not "
+                      "applicable' in the report (default 10; the adjacent design gives "
+                      "trials/3)")
   _add_screening_arguments(p, "reject a subject")
   p.add_argument("--bt-alpha", type=float, default=0.01,
                  help="Bradley-Terry regularisation (choix's alpha; default 0.01)")
@@ -131,10 +135,43 @@ def register(subparsers):
   p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
   p.set_defaults(func=run_analyze)
 
-  p = sub.add_parser("simulate", help="rank accuracy of the designs against comparisons spent")
+  p = sub.add_parser("simulate", help="rank accuracy of the designs against comparisons spent; "
+                                      "with --study: simulated subjects through a prepared study "
+                                      "and its screening",
+                     description="Without --study: abstract designs compared by simulated "
+                                 "observers. With --study DIR: simulated honest, random, "
+                                 "inverted and too-fast subjects take the trials the server "
+                                 "would hand out, and the screening of 'study analyze' says how "
+                                 "many of each it keeps.")
+  p.add_argument("--study", default=None, metavar="DIR",
+                 help="a prepared study folder: simulate subjects through its real schedule and "
+                      "screening (the options below marked 'study')")
+  p.add_argument("--truth", default=None, metavar="JSON",
+                 help="study: true scores in JOD, {condition: jod} or {scene or rate: "
+                      "{condition: jod}} (default synthetic: per scene evenly over --spread JOD)")
+  p.add_argument("--per-type", type=int, default=50,
+                 help="study: simulated subjects of each type (default 50, about 1 s of CPU per "
+                      "subject; 200 for tight figures)")
+  p.add_argument("--types", default=",".join(("honest", "random", "inverted", "too-fast")),
+                 help="study: observer types (default honest,random,inverted,too-fast)")
+  p.add_argument("--concurrent", type=int, default=10,
+                 help="study: subjects in progress at once (default 10)")
+  p.add_argument("--min-zeta", type=float, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  p.add_argument("--max-triad-rate", type=float, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  p.add_argument("--min-triples", type=int, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  p.add_argument("--max-golden-failures", type=int, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  p.add_argument("--min-response-ms", type=float, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  p.add_argument("--max-fast-share", type=float, default=None,
+                 help="study: screening threshold as in 'study analyze' (default: its default)")
   p.add_argument("--conditions", type=int, default=8, help="conditions per scene (default 8)")
   p.add_argument("--observers", type=int, default=40, help="observers per run (default 40)")
-  p.add_argument("--spread", type=float, default=4.0, help="range of true scores")
+  p.add_argument("--spread", type=float, default=4.0,
+                 help="range of true scores (JOD; with --study the synthetic truth's range)")
   p.add_argument("--noise", type=float, default=1.0,
                  help="multiplies the observer model's scale (default 1)")
   p.add_argument("--random-share", type=float, default=0.1,
@@ -147,7 +184,10 @@ def register(subparsers):
   p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
   p.add_argument("--out", default=None, help="write the full report JSON here")
   p.add_argument("--plot", default=None, metavar="PNG",
-                 help="Kendall tau and score RMSE against comparisons, per design")
+                 help="Kendall tau and score RMSE against comparisons, per design (with "
+                      "--study: Kendall tau against comparisons, kept vs unscreened subjects)")
+  p.add_argument("--json", action="store_true",
+                 help="study: last stdout line is the JSON summary (kept per type, acceptance)")
   p.add_argument("--designs", default="full,random,adjacent,active",
                  help="comma-separated designs to compare (default all four)")
   p.set_defaults(func=run_simulate)
@@ -326,9 +366,11 @@ def run_analyze(args):
     with open(os.path.join(folder, "analysis.json"), "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1)
     with open(os.path.join(folder, "rejections.csv"), "w", newline="", encoding="utf-8") as f:
-      writer = csv.DictWriter(f, fieldnames=["observer", "action", "reason"])
+      writer = csv.DictWriter(f, fieldnames=["observer", "action", "test", "reason"])
       writer.writeheader()
       writer.writerows(report["rejections"])
+    with open(os.path.join(folder, "screening.md"), "w", encoding="utf-8") as f:
+      f.write(analysis.screening_markdown(report))
     with open(os.path.join(folder, "rates.md"), "w", encoding="utf-8") as f:
       f.write(summary.markdown(report))
     if not args.no_plots:
@@ -341,9 +383,70 @@ def run_analyze(args):
   return 0
 
 
+SCREENING_FLAGS = ("min_zeta", "max_triad_rate", "min_triples", "max_golden_failures",
+                   "min_response_ms", "max_fast_share")
+
+
+def run_simulate_study(args):
+  """`study simulate --study DIR`: simulated subjects through the study's schedule and screening."""
+  # pylint: disable=g-import-not-at-top
+  import dataclasses
+  from jaxcomp.fileio import atomic_path
+  from jaxcomp.study import analysis, campaign, manifest
+  # pylint: enable=g-import-not-at-top
+
+  study, _ = manifest.load(args.study)
+  types = tuple(t.strip() for t in args.types.split(",") if t.strip())
+  settings = campaign.Settings(per_type=args.per_type, types=types, concurrent=args.concurrent,
+                               spread=args.spread, seed=args.seed)
+  if args.spread <= 0:
+    raise UserError("--spread must be positive")
+  given = {k: getattr(args, k) for k in SCREENING_FLAGS if getattr(args, k) is not None}
+  thresholds = dataclasses.replace(analysis.Thresholds(), **given)
+  if args.truth:
+    truth, source = campaign.load_truth(args.truth, study), f"from {args.truth}"
+  else:
+    truth = campaign.synthetic_truth(study, args.spread, args.seed)
+    source = f"synthetic (per scene evenly over {args.spread:g} JOD, seed {args.seed})"
+  report = campaign.simulate(study, truth, settings, thresholds, source)
+  planned = report["study"]["planned_closed_triples"]
+  print(f"{report['study']['design']['name']} design, {report['study']['scenes']} scenes, "
+        f"{report['study']['golden_units']} golden units; closed triples planned per subject: "
+        f"{planned}; truth {source}")
+  for kind, row in report["per_type"].items():
+    by = ", ".join(f"{test} {n}" for test, n in row["rejected_by"].items())
+    print(f"{kind:9s} kept {row['kept']:4d} of {row['subjects']} ({row['kept_share']:.1%}); "
+          f"rejected by {by}; closed triples {row['closed_triples']['min']}-"
+          f"{row['closed_triples']['max']}, mean circular rate {row['mean_triad_rate']}")
+  for name in ("kept", "unscreened"):
+    curve = report["tau"][name]
+    points = ", ".join(f"{x}:{t:.2f}" for x, t in zip(curve["comparisons"], curve["tau"]))
+    print(f"Kendall tau vs comparisons ({name}): {points}")
+  acceptance = report["acceptance"]
+  if acceptance["honest_kept"] is not None and acceptance["random_rejected"] is not None:
+    print(f"honest kept {acceptance['honest_kept']:.1%} (>= 95%), random rejected "
+          f"{acceptance['random_rejected']:.1%} (>= 90%): "
+          f"{'met' if acceptance['met'] else 'NOT met'}")
+  if args.out:
+    with atomic_path(args.out) as path, open(path, "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=1)
+  if args.plot:
+    campaign.plot(report, args.plot)
+  if args.json:
+    print(json.dumps({"per_type": {k: v["kept"] for k, v in report["per_type"].items()},
+                      "subjects_per_type": args.per_type, **acceptance}))
+  return 0
+
+
 def run_simulate(args):
   from jaxcomp.study import designs, simulate  # pylint: disable=g-import-not-at-top
 
+  if args.study:
+    return run_simulate_study(args)
+  only_study = [f"--{k.replace('_', '-')}" for k in ("truth", *SCREENING_FLAGS)
+                if getattr(args, k) is not None]
+  if only_study or args.json:
+    raise UserError(f"{', '.join(only_study or ['--json'])}: only with --study DIR")
   if args.conditions < 3 or args.observers < 1 or args.runs < 1:
     raise UserError("need --conditions >= 3, --observers >= 1, --runs >= 1")
   names = [d.strip() for d in args.designs.split(",") if d.strip()]

@@ -2,12 +2,20 @@
 
 Order for one subject: every training unit of the manifest; then `trials_per_subject` main
 trials, with one golden unit after every `golden_every` main trials (while unused ones remain).
-Main trials cycle through the scenes in a per-subject random order; within a scene the design
-picks a pair this subject has not judged yet:
+Main trials (blocks of three in the adjacent design, else single trials) cycle through the scenes
+in a per-subject random order; within a scene the design picks a pair this subject has not judged
+yet:
   full / random: the next pair of the subject's own seeded permutation of all pairs (full uses
     one permutation for everybody, random one per subject);
-  adjacent: among the unjudged pairs nearest in the scene's current group ranking
-    (Bradley-Terry on all main votes so far), the one compared least often by the group;
+  adjacent: closed triangles of neighbours, so that every subject judges whole triples and the
+    transitivity screen (`analysis`) has data: a subject's main trials come in blocks of three in
+    one scene, (i, j), (j, k), (i, k). The block opens with the unjudged pair nearest in the
+    scene's current group ranking (Bradley-Terry on all main votes so far; fewest group
+    comparisons first) that can still be closed; its second pair joins the condition k nearest in
+    rank to i and j (k's neighbour among them), its third closes the triangle. So two of the three
+    pairs are rank neighbours and the third is two ranks apart: `trials_per_subject` main trials
+    give floor(trials / 3) closed triples per subject (`closed_triples`). A block that cannot be
+    closed (every triangle through the pair judged) stays a single pair;
   active: the first pair of the scene's queue (db.pair_queue) that this subject has not judged,
     claimed with FOR UPDATE SKIP LOCKED so concurrent subjects take different pairs; an empty
     queue is refilled with a batch of the pairs of largest expected information gain under the
@@ -38,6 +46,7 @@ import sqlalchemy as sa
 from jaxcomp.study import active, db, designs, manifest, scaling
 
 ADJACENT_ALPHA = 0.1
+RANKING_TOL = 1e-2  # The adjacent design needs the group's ranking, not precise scores.
 
 
 def subject_seed(subject_id):
@@ -163,12 +172,121 @@ def _plan(conn, study, subject_id, existing, claim=True):
   if manifest.mode(study) == "2afc":
     scene = _least_judged_triplet(conn, scenes, order, {s for s, _, _ in judged})
     return None if scene is None else ("main", scene["id"], tuple(scene["conditions"]), None)
+  if design["name"] == "adjacent":
+    return _plan_triangle(conn, design, scenes, order, main, judged)
   for step in range(len(scenes)):
     scene = scenes[order[(len(main) + step) % len(scenes)]]
     pair = _pick(conn, design, scene, subject_id, judged, claim)
     if pair is not None:
       return "main", scene["id"], pair, None
   return None
+
+
+def closed_triples(study):
+  """Closed triples the design plans per subject: floor(main trials / 3) for the adjacent design
+  (capped by what the scenes hold: at most C(n, 2) // 3 edge-disjoint triangles per scene of n
+  conditions), 0 for the others (full, random and active designs close triples only by chance)."""
+  design = study["design"]
+  if manifest.mode(study) == "2afc" or design["name"] != "adjacent":
+    return 0
+  room = sum(len(s["conditions"]) * (len(s["conditions"]) - 1) // 6 for s in study["scenes"]
+             if len(s["conditions"]) >= 3)
+  return min(design["trials_per_subject"] // 3, room)
+
+
+def triangle_blocks(main):
+  """The subject's main trials (in order) grouped into triangle blocks: a trial joins the last
+  block if that has fewer than 3 trials, is in the same scene, and the union of conditions stays
+  a triple sharing one with the new pair. [[trial, ...], ...]."""
+  blocks = []
+  for t in main:
+    last = blocks[-1] if blocks else None
+    if last and len(last) < 3 and last[0]["scene"] == t["scene"]:
+      names = {c for x in last for c in (x["condition_a"], x["condition_b"])}
+      new = {t["condition_a"], t["condition_b"]}
+      if names & new and len(names | new) == 3:
+        last.append(t)
+        continue
+    blocks.append([t])
+  return blocks
+
+
+def _plan_triangle(conn, design, scenes, order, main, judged):
+  """(kind, scene, pair, None) of the adjacent design: close the open triangle, else open one in
+  the next scene of the subject's order (see the module docstring); None when nothing is left."""
+  blocks = triangle_blocks(main)
+  by_id = {s["id"]: s for s in scenes}
+  if blocks and len(blocks[-1]) < 3 and blocks[-1][0]["scene"] in by_id:
+    scene = by_id[blocks[-1][0]["scene"]]
+    pair = _extend_triangle(conn, design, scene, blocks[-1], judged)
+    if pair is not None:
+      return "main", scene["id"], pair, None
+  for step in range(len(scenes)):
+    scene = scenes[order[(len(blocks) + step) % len(scenes)]]
+    pair = _open_triangle(conn, design, scene, judged)
+    if pair is not None:
+      return "main", scene["id"], pair, None
+  return None
+
+
+def _judged_in(scene, judged):
+  return {tuple(sorted((a, b))) for s, a, b in judged if s == scene["id"]}
+
+
+def _group_ranking(conn, design, scene, names):
+  """({condition: position in the group's Bradley-Terry ranking}, [C, C] group games, [C] scores)."""
+  counts = _group_counts(conn, scene["id"], names)
+  scores = scaling.bradley_terry(counts, alpha=ADJACENT_ALPHA, tol=RANKING_TOL)  # A ranking suffices.
+  position = {names[c]: k for k, c in enumerate(designs.ranking(scores, design.get("seed", 0)))}
+  return position, counts + counts.T, scores
+
+
+def _thirds(pair, names, done):
+  """Conditions k that close a triangle with `pair`: (a, k) and (b, k) both unjudged."""
+  a, b = pair
+  return [k for k in names if k not in pair and tuple(sorted((a, k))) not in done
+          and tuple(sorted((b, k))) not in done]
+
+
+def _open_triangle(conn, design, scene, judged):
+  """The first pair of a new triangle in `scene`: the nearest unjudged pair in the group ranking
+  that can still be closed (any nearest unjudged pair if none can); None if all are judged."""
+  names = sorted(scene["conditions"])
+  done = _judged_in(scene, judged)
+  index = {c: k for k, c in enumerate(names)}
+  position, games, scores = _group_ranking(conn, design, scene, names)
+  candidates = [(names[i], names[j]) for i, j in designs.adjacent_round(
+      scores, {(index[a], index[b]) for a, b in done}, design.get("seed", 0))]
+  if not candidates:
+    return None
+  closable = [p for p in candidates if _thirds(p, names, done)]
+  return min(closable or candidates, key=lambda p: (
+      abs(position[p[0]] - position[p[1]]), games[index[p[0]], index[p[1]]]))
+
+
+def _extend_triangle(conn, design, scene, block, judged):
+  """The next pair of the open triangle `block` (1 or 2 trials), or None if it cannot go on."""
+  done = _judged_in(scene, judged)
+  names = sorted(scene["conditions"])
+  present = sorted({c for t in block for c in (t["condition_a"], t["condition_b"])})
+  if len(block) == 2:
+    missing = [p for p in ((present[0], present[1]), (present[0], present[2]),
+                           (present[1], present[2])) if p not in done]
+    return missing[0] if missing else None
+  thirds = _thirds(present, names, done)
+  if not thirds:
+    return None
+  index = {c: k for k, c in enumerate(names)}
+  position, games, _ = _group_ranking(conn, design, scene, names)
+  a, b = present
+
+  def near(k):
+    return a if abs(position[k] - position[a]) <= abs(position[k] - position[b]) else b
+
+  k = min(thirds, key=lambda k: (max(abs(position[k] - position[a]), abs(position[k] - position[b])),
+                                 abs(position[k] - position[near(k)]),
+                                 games[index[k], index[near(k)]]))
+  return near(k), k
 
 
 def _least_judged_triplet(conn, scenes, order, judged):
@@ -194,7 +312,8 @@ def _unit(kind, unit):
 
 
 def _pick(conn, design, scene, subject_id, judged, claim=True):
-  """A pair of `scene` unjudged by the subject, by the design; None if all are judged.
+  """A pair of `scene` unjudged by the subject, by the full, random or active design (the adjacent
+  design plans triangles, `_plan_triangle`); None if all are judged.
 
   With `claim` False the active design only says whether one is left (its queue is untouched).
   """
@@ -207,21 +326,12 @@ def _pick(conn, design, scene, subject_id, judged, claim=True):
       return None if len(done) == len(names) * (len(names) - 1) // 2 else names[:2]
     pair = _claim_active(conn, scene["id"], names, subject_id, done)
     return None if pair is None else (names[pair[0]], names[pair[1]])
-  if design["name"] in ("full", "random"):
-    if design["name"] == "full":
-      order = designs.full(len(names), seed)
-    else:
-      order = designs.full(len(names), [seed, subject_seed(subject_id)])
-    left = [p for p in order if p not in done]
-    return (names[left[0][0]], names[left[0][1]]) if left else None
-  counts = _group_counts(conn, scene["id"], names)
-  scores = scaling.bradley_terry(counts, alpha=ADJACENT_ALPHA, tol=1e-4)  # A ranking suffices.
-  candidates = designs.adjacent_round(scores, done, seed)
-  if not candidates:
-    return None
-  games = counts + counts.T
-  i, j = min(candidates, key=lambda p: (designs.rank_distance(scores, p, seed), games[p]))
-  return names[i], names[j]
+  if design["name"] == "full":
+    order = designs.full(len(names), seed)
+  else:
+    order = designs.full(len(names), [seed, subject_seed(subject_id)])
+  left = [p for p in order if p not in done]
+  return (names[left[0][0]], names[left[0][1]]) if left else None
 
 
 def _group_counts(conn, scene_id, names):

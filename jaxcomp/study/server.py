@@ -17,7 +17,10 @@ Subject routes (JSON; the page at / drives them):
   GET  /api/image/<sid>/<trial>/<left|right|reference>
                                     the stimulus, only for that session's trial (file names, which
                                     name the codecs, never reach the page).
-  POST /api/vote                    {session, trial, choice: 'left'|'right', response_ms, display}.
+  POST /api/vote                    {session, trial, choice: 'left'|'right', response_ms, display};
+                                    the server measures the response time itself (`record_vote`:
+                                    from assigning the trial to receiving its vote, `server_ms`)
+                                    and keeps the client's `response_ms` beside it.
 Experimenter routes (token only as 'Authorization: Bearer <token>'; a '?token=' is refused):
   GET  /admin/progress, /admin/export.csv (pwcmp long format), /admin/export.json (with the
   study's mode).
@@ -246,15 +249,7 @@ def create_app(study, folder, engine, token, limits=Limits()):
         trial = _trial(sid, trial_id, conn, lock=True)  # 404 for an unknown session.
         if not trial["pending"]:
           raise Refusal(409, "this pair was already judged in this session")
-        other = trial["condition_b"] if trial["left"] == trial["condition_a"] else trial[
-            "condition_a"]
-        chosen = trial["left"] if choice == "left" else other
-        conn.execute(db.votes.insert().values(
-            trial_id=trial_id, subject_id=sid, scene=trial["scene"],
-            condition_a=trial["condition_a"], condition_b=trial["condition_b"], chosen=chosen,
-            side=choice, response_ms=float(response_ms), server_ms=1000 * (now - trial["served"]),
-            display=display, created=now))
-        conn.execute(db.trials.update().where(db.trials.c.id == trial_id).values(pending=False))
+        chosen = record_vote(conn, trial, choice, response_ms, display, now)
     except sa.exc.IntegrityError:
       raise Refusal(409, "this pair was already judged in this session") from None
     result = {"stored": True}
@@ -348,6 +343,25 @@ def create_app(study, folder, engine, token, limits=Limits()):
     return votes_lib.from_rows(export_rows(engine))
 
   return app
+
+
+def record_vote(conn, trial, choice, response_ms, display, now):
+  """Stores the vote on the pending `trial` (a trials row) inside the write transaction `conn`.
+
+  The response time is measured here, by the server: `server_ms` = 1000 (now - trial served),
+  from the moment the trial was assigned (its `/next`) to the vote's arrival, so it includes
+  the image download and cannot be claimed by the client; the client's own `response_ms` is
+  stored beside it for comparison. Returns the chosen condition.
+  """
+  other = trial["condition_b"] if trial["left"] == trial["condition_a"] else trial["condition_a"]
+  chosen = trial["left"] if choice == "left" else other
+  conn.execute(db.votes.insert().values(
+      trial_id=trial["id"], subject_id=trial["subject_id"], scene=trial["scene"],
+      condition_a=trial["condition_a"], condition_b=trial["condition_b"], chosen=chosen,
+      side=choice, response_ms=float(response_ms),
+      server_ms=max(0.0, 1000 * (now - trial["served"])), display=display, created=now))
+  conn.execute(db.trials.update().where(db.trials.c.id == trial["id"]).values(pending=False))
+  return chosen
 
 
 def _no_constant(name):

@@ -3,7 +3,8 @@
 A vote says that `observer`, in `scene` (one source image at one bit rate), compared
 `condition_1` with `condition_2` and chose `selection` (1: condition_1, 2: condition_2). The CSV
 columns are exactly pwcmp's: observer, session, scene, condition_1, condition_2, selection. The
-JSON export carries more per vote (trial kind, golden expectation, response time, display, sides).
+JSON export carries more per vote (trial kind, golden expectation, the client's and the server's
+response times, display, sides).
 """
 
 import csv
@@ -31,7 +32,11 @@ class Vote:
     selection: 1 if condition_1 was chosen, 2 if condition_2.
     kind: 'main' or 'golden' ('training' votes are never exported).
     expected: for golden units, the condition that should win; else None.
-    response_ms: time from the pair being shown to the click, in ms; None if unknown.
+    response_ms: the client's reported time from the pair being shown to the click, in ms;
+      None if unknown.
+    server_ms: the server's measured time from assigning the trial to receiving the vote, in
+      ms (`server.record_vote`); None if unknown (pwcmp CSV, older exports). Screening trusts
+      it over `response_ms`, which a client can claim.
   """
 
   observer: str
@@ -43,6 +48,17 @@ class Vote:
   kind: str = "main"
   expected: Optional[str] = None
   response_ms: Optional[float] = None
+  server_ms: Optional[float] = None
+
+  @property
+  def time_ms(self):
+    """(response time in ms, 'server' | 'client') for screening: the server's measurement when
+    known, else the client's claim; (None, None) if neither."""
+    if self.server_ms is not None:
+      return self.server_ms, "server"
+    if self.response_ms is not None:
+      return self.response_ms, "client"
+    return None, None
 
   @property
   def winner(self):
@@ -101,7 +117,8 @@ def from_rows(rows):
   return [Vote(observer=str(r["observer"]), session=int(r.get("session", 1)), scene=r["scene"],
                condition_1=r["condition_1"], condition_2=r["condition_2"],
                selection=_selection(r["selection"]), kind=r.get("kind", "main"),
-               expected=r.get("expected"), response_ms=r.get("response_ms")) for r in rows]
+               expected=r.get("expected"), response_ms=r.get("response_ms"),
+               server_ms=r.get("server_ms")) for r in rows]
 
 
 def _selection(value):
