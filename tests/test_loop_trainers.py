@@ -34,12 +34,15 @@ def _loop(tmp_path, steps, nan_at=None, **kwargs):
   """A Loop over a fake step whose loss is 1/step (NaN at `nan_at`); returns (loop, lines,
   saved steps, evaluated steps)."""
   lines, saved, evaluated = [], [], []
+  writer = writers.create(str(tmp_path))
   loop = driver.Loop(0, steps, lambda means, s, speed: (f"step {s} loss {means['loss']:.3f} "
                                                          f"{speed}", means),
-                     log=lines.append, writer=writers.create(str(tmp_path)),
-                     save=saved.append, evaluate=lambda s: evaluated.append(s) or {"x": 1.0},
-                     **kwargs)
-  loop.run(lambda s: {"loss": math.nan if s == nan_at else 1.0 / s})
+                     log=lines.append, writer=writer, save=saved.append,
+                     evaluate=lambda s: evaluated.append(s) or {"x": 1.0}, **kwargs)
+  try:
+    loop.run(lambda s: {"loss": math.nan if s == nan_at else 1.0 / s})
+  finally:
+    writer.close()
   return loop, lines, saved, evaluated
 
 

@@ -6,9 +6,11 @@ import argparse
 
 def register(subparsers):
   train = subparsers.add_parser(
-      "train", help="train a codec: --config=configs/<file>.py:<arg> --workdir=DIR [--config.x=v]",
+      "train", help="train a codec: --config=configs/<file>.py:<arg> --workdir=DIR [--config.x=v] "
+      "(configs/saliency_net.py, configs/dpl_heads.py: the saliency net, DPL heads)",
       description="Same flags as `python -m jaxcomp.train` (absl): --config, --workdir, "
-      "--config.<field>=value; --help lists them.", add_help=False, prefix_chars="+")
+      "--config.<field>=value; --help lists them. The config's `trainer` field picks the trainer "
+      "(codec, saliency_net, dpl_heads).", add_help=False, prefix_chars="+")
   train.add_argument("flags", nargs=argparse.REMAINDER, help="absl flags")
   train.set_defaults(func=run_train)
 
