@@ -245,7 +245,8 @@ def screen(study, rows, types, truth, settings, thresholds, truth_source, second
             not r["tests"]["transitivity"]["applicable"] for r in reports),
         "mean_triad_rate": round(float(np.mean(rates)), 4) if rates else None}
   main = [v for v in all_votes if v.kind == "main"]
-  kept_main = [v for v in kept if v.kind == "main"]
+  kept_ids = {id(v) for v in kept}
+  kept_main = [v for v in main if id(v) in kept_ids]  # In arrival order, as `main`.
   kept_x, kept_tau = tau_curve(kept_main, truth, settings.tau_points)
   all_x, all_tau = tau_curve(main, truth, settings.tau_points)
   honest, random_ = per_type.get("honest"), per_type.get("random")
