@@ -104,11 +104,6 @@ def model_method(model_dirs, name):
                 points=tuple(points))
 
 
-# The old names, still called by jaxcomp/study (prepare.py, cli.py: edited by another change in
-# progress); remove once those call anchor_method / model_method.
-anchor_codec = anchor_method
-model_codec = model_method
-
 
 def _model_rate_map(model_dir):
   """image [H, W, 3] uint8 -> [H, W] bits per pixel of an exported model (loaded on first use).

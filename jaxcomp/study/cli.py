@@ -296,7 +296,7 @@ def _prepare_pc(args, settings):
   else:
     rates = _rates(args.rates or "low=0.25,medium=0.5,high=1.0")
   prepare.check_rate_points(by_rate, [label for label, _ in rates])
-  codecs = [rd_eval.model_codec(dirs, name) for name, dirs, _ in specs]
+  codecs = [rd_eval.model_method(dirs, name) for name, dirs, _ in specs]
   anchor_list = anchors.resolve(anchor_spec) if anchor_spec.strip() else []
   settings = dict(settings, design=args.design or "adjacent")
   study = prepare.prepare(rd_eval.list_images(args.images), codecs, anchor_list, rates, args.out,

@@ -105,7 +105,7 @@ def code(point, image, workdir):
 
 
 def _anchor_at(anchor, quality, image, workdir):
-  return code(rd_eval.anchor_codec(anchor, [quality]).points[0], image, workdir)
+  return code(rd_eval.anchor_method(anchor, [quality]).points[0], image, workdir)
 
 
 def nearest_anchor_quality(anchor, image, target, workdir, results=None):
@@ -248,7 +248,7 @@ def prepare(image_paths, codecs, anchor_list, rates, out, size, settings, stream
 
   Args:
     image_paths: [I] source images.
-    codecs: [rd_eval.Codec] of exported models (one point per model directory).
+    codecs: [rd_eval.Method] of exported models (one point per model directory).
     anchor_list: [anchors.Anchor].
     rates: [(label, target bpp)], or with `match_to` [(label, None)] (labels in study order).
     out: output folder.
