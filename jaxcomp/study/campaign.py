@@ -277,12 +277,13 @@ def plot(report, path):
   for name, color, marker in (("kept", "tab:green", "o"), ("unscreened", "tab:red", "s")):
     curve = report["tau"][name]
     ax.plot(curve["comparisons"], curve["tau"], color=color, marker=marker, label=name)
+  lowest = min([0.0] + [t for c in report["tau"].values() for t in c["tau"]])
   ax.set(xlabel="main comparisons (all scenes)", ylabel="Kendall τ (Bradley-Terry vs truth)",
-         ylim=(-1, 1))
+         ylim=(min(-0.1, lowest - 0.05), 1))
   ax.axhline(0, color="black", linewidth=0.6)
   ax.legend(title="subjects")
   counts = ", ".join(f"{k} {v['kept']}/{v['subjects']}" for k, v in report["per_type"].items())
-  ax.set_title(f"{report['study']['design']['name']} design, {report['truth']} truth; kept: "
+  ax.set_title(f"{report['study']['design']['name']} design, truth {report['truth']}\nkept: "
                f"{counts}", fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
