@@ -257,7 +257,8 @@ def summary(args, driver, labels, timings):
     for label in labels:
       r = calibration["results"][metric][label]
       cells.append(f"{r['lambda']:.4g}, {r['bpp']:.4f} ({r['error']:+.1%}"
-                   f"{'' if r['converged'] else ', not converged'}; {len(r['probes'])} probes)")
+                   f"{'' if r['converged'] else ', not converged'}; {len(r['probes'])} "
+                   f"probe{'s' if len(r['probes']) > 1 else ''})")
     lines.append(f"| {metric} | " + " | ".join(cells) + " |")
   targets = ", ".join(f"{l} {calibration['rates'][l]['target_bpp']:.4f}" for l in labels)
   lines += ["", f"Targets (the parents' bpp on the validation crops): {targets}."]
@@ -313,12 +314,31 @@ def deviation_table(study, labels):
 
 
 def simulate_lines(path):
+  """Markdown: per observer type how many the screening kept and why, and Kendall tau."""
   if not os.path.isfile(path):
     return ["(no simulate.json)"]
   report = load_json(path)
-  lines = ["```", json.dumps(report.get("screening", report.get("summary", {})), indent=1)[:4000],
-           "```", "", "![simulation](simulate.png)"]
-  return lines
+  study = report.get("study", {})
+  lines = [f"`jaxcomp study simulate --study study/`: {study.get('scenes')} scenes, "
+           f"{study.get('golden_units')} golden units, {study.get('planned_closed_triples')} "
+           f"closed triples planned per subject; true scores {report.get('truth')}.", "",
+           "| observers | kept | rejected by golden / transitivity / speed | closed triples |",
+           "|---|---|---|---|"]
+  for kind, t in report.get("per_type", {}).items():
+    rejected = t.get("rejected_by", {})
+    triples = t.get("closed_triples", {})
+    lines.append(f"| {kind} | {t['kept']} of {t['subjects']} ({100 * t['kept_share']:.0f} %) | "
+                 f"{rejected.get('golden')} / {rejected.get('transitivity')} / "
+                 f"{rejected.get('speed')} | {triples.get('min')}-{triples.get('max')} |")
+  acceptance = report.get("acceptance")
+  if acceptance:
+    lines += ["", f"Honest kept {100 * acceptance['honest_kept']:.0f} % (>= 95 % wanted), random "
+                  f"rejected {100 * acceptance['random_rejected']:.0f} % (>= 90 % wanted): "
+                  f"{'met' if acceptance['met'] else 'NOT met'}."]
+  for who, curve in report.get("tau", {}).items():
+    points = ", ".join(f"{n}: {t:.2f}" for n, t in zip(curve["comparisons"], curve["tau"]))
+    lines += ["", f"Kendall tau vs main comparisons ({who}): {points}"]
+  return lines + ["", "![simulation](simulate.png)"]
 
 
 def parse_args(argv):
