@@ -53,7 +53,8 @@ def test_non_overlapping_cell_is_empty_with_reason(tmp_path):
   cell = m.cells["far"]["psnr-rgb"]
   assert cell.bd_rate is None and "do not overlap" in cell.error
   text = bdrate_matrix.markdown(m)
-  assert "| far | — |" in text and "far on PSNR: the quality ranges do not overlap" in text
+  assert cell.side == "better"  # its PSNR lies above the anchor's at every point
+  assert "| far | — (better) |" in text and "far on PSNR: the quality ranges do not overlap" in text
   assert bdrate_matrix.to_json(m)["cells"]["far"]["psnr-rgb"]["bd_rate"] is None
 
 

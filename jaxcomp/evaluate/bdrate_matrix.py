@@ -6,7 +6,8 @@ metric. Each cell is exactly `compare.compare(anchor, test, key, method, mode)`:
 the same handling of lower-is-better metrics (the distance is negated before fitting, so a
 negative BD-rate always means "fewer bits for equal quality"), the same overlap rule. A cell whose
 curves cannot be compared (no overlap of the quality ranges, a key missing from the test, too few
-points) is empty ('—' in the table, NaN-grey in the heat map) and its reason is kept; a cell whose
+points) is empty ('—' in the table, NaN-grey in the heat map) and its reason is kept, with 'worse' or
+'better' when the model's quality range lies entirely below or above the anchor's; a cell whose
 curves overlap by less than `min_overlap` carries a mark (†) and its warning.
 
 Outputs (`write`): a markdown table, a heat map (diverging colour map centred at 0, symmetric
@@ -50,6 +51,8 @@ class Cell:
   bd_quality: float = None
   warnings: tuple = ()
   error: str = None
+  side: str = None  # without a value: 'better' / 'worse' when the test's quality range lies
+  # entirely above / below the anchor's (curve mode; then it is better / worse at every rate)
 
   @property
   def low_overlap(self):
@@ -108,9 +111,28 @@ def _cell(anchor, test, key, method, mode, min_overlap):
     try:
       result = compare.compare(anchor, test, key, method, mode, None, min_overlap)
     except UserError as e:
-      return Cell(error=str(e))
+      return Cell(error=str(e), side=_side(anchor, test, key) if mode == "curve" else None)
   return Cell(result.bd_rate, result.bd_quality,
               tuple(dict.fromkeys(str(w.message) for w in caught)))
+
+
+def _side(anchor, test, key):
+  """'better' / 'worse' if the test's mean-curve quality range lies entirely above / below the
+  anchor's (direction-adjusted), else None."""
+  try:
+    a = results.curve(anchor["results"], results.resolve_key(anchor, key))[1]
+    t = results.curve(test["results"], results.resolve_key(test, key))[1]
+  except UserError:
+    return None
+  if not len(a) or not len(t):
+    return None
+  sign = 1.0 if results.higher_is_better(key) else -1.0
+  a, t = sign * a, sign * t
+  if t.min() > a.max():
+    return "better"
+  if t.max() < a.min():
+    return "worse"
+  return None
 
 
 def matrix(anchor, tests, keys, method="pchip", mode="curve",
@@ -153,7 +175,7 @@ def to_json(m):
 
   def cell(c):
     if c.bd_rate is None:
-      return {"bd_rate": None, "bd_quality": None, "error": c.error}
+      return {"bd_rate": None, "bd_quality": None, "error": c.error, "side": c.side}
     return {"bd_rate": c.bd_rate, "bd_quality": c.bd_quality, "warnings": list(c.warnings)}
 
   return {"anchor": m.anchor, "method": m.method, "mode": m.mode, "min_overlap": m.min_overlap,
@@ -176,7 +198,7 @@ def markdown(m):
     for key in m.keys:
       c = m.cells[model][key]
       if c.bd_rate is None:
-        row.append(EMPTY)
+        row.append(f"{EMPTY} ({c.side})" if c.side else EMPTY)
         reasons.append(f"- {model} on {short_name(key)}: {c.error}")
         continue
       text = f"{c.bd_rate:+.1f} %"
@@ -199,7 +221,9 @@ def markdown(m):
     notes.append(f"{LOW_OVERLAP_MARK}: the quality ranges overlap by less than "
                  f"{m.min_overlap * 100:.0f} % of their union; the value covers the overlap only.")
   if reasons:
-    notes += ["", f"{EMPTY}: no BD-rate:"] + reasons
+    notes += ["", f"{EMPTY}: no BD-rate; '(worse)' / '(better)': the model's quality range lies "
+                  "entirely below / above the anchor's, so it is worse / better at every rate "
+                  "the two share:"] + reasons
   return "\n".join(lines + notes) + "\n"
 
 
@@ -208,7 +232,8 @@ def figure(m, title=None):
 
   Diverging colour map `CMAP` centred at 0 over [-v, v], v the largest |BD-rate| (at least 1 %,
   at most `MAX_COLOUR`);
-  empty cells grey with '—'; low-overlap cells marked '†'; own-metric cells outlined.
+  empty cells grey with '—' (and 'worse' / 'better' when one curve's quality range lies entirely
+  below / above the other's); low-overlap cells marked '†'; own-metric cells outlined.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -229,7 +254,7 @@ def figure(m, title=None):
     for j, key in enumerate(m.keys):
       c = m.cells[model][key]
       if c.bd_rate is None:
-        text, colour = EMPTY, "0.3"
+        text, colour = (f"{EMPTY}\n{c.side}" if c.side else EMPTY), "0.3"
       else:
         text = f"{c.bd_rate:+.1f}%" + (LOW_OVERLAP_MARK if c.low_overlap else "")
         colour = "white" if abs(c.bd_rate) > 0.6 * limit else "black"
