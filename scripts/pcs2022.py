@@ -68,6 +68,16 @@ SCALES = {
 }
 
 
+SCALE_NOTES = {
+    "cpu": "Scale: the models are the calibration's kept final probes, fine-tunes of 50 Adam steps "
+           "at lr 1e-4 on 64-pixel crops (192 for MS-SSIM) from the zoo's small MSE models, not the "
+           "paper's long fine-tunes at lr 1e-5: they show what the pipeline measures, not the "
+           "paper's result. Metrics blind to colour or to mean shifts let such short, fast "
+           "fine-tunes drift far in PSNR.",
+    "paper": "Scale: every model fine-tuned from its MSE parent at lr 1e-5 with its calibrated lambda.",
+}
+
+
 class Driver:
   """Runs the stages, printing each command, recording wall times in timings.json."""
 
@@ -247,6 +257,7 @@ def summary(args, driver, labels, timings):
   calibration = load_json(driver.path("calibration.json"))
   lines = [f"# PCS 2022 study, {args.scale} scale", "",
            f"Command: `python scripts/pcs2022.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+           "", SCALE_NOTES[args.scale],
            "", "## Stages (wall time on this run)", "", "| stage | seconds |", "|---|---|"]
   lines += [f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()]
   lines += ["", "## Calibration (lambda per metric and rate; bpp on the held-out validation crops)",
