@@ -21,7 +21,7 @@ Probe (`Calibrator.probe`): a short fine-tune with `jaxcomp.train.train.train_an
 ordinary trainer, configs/finetune.py's config for the distortion and the parent's quality, the
 parent's N and M, the scale given by `Scale`), exported (`checkpoint.export_model`: model.json
 records distortion, lambda, quality, parent and steps), then the validation images are compressed
-to real .jxc bitstreams (`jaxcomp.coding.codec.compress`) and bpp = 8 * bytes / pixels, averaged
+to real .jxc bitstreams (`jaxcomp.coding.compression.compress`) and bpp = 8 * bytes / pixels, averaged
 over the images. The likelihood estimate of the same model (coding mode: rounding, refit
 quantiles) is recorded beside it ("bpp_likelihood") as a check.
 
@@ -617,7 +617,7 @@ def run(parents, metrics, data_dir, out, scale=Scale(), targets=None, tolerance=
       "format": FORMAT, "version": VERSION,
       "settings": {**dataclasses.asdict(scale), "tolerance": tolerance, "max_probes": max_probes,
                    "overrides": [f"--config.{f}={v}" for f, v in overrides],
-                   "bpp": "real .jxc bitstreams (jaxcomp.coding.codec.compress), 8*bytes/pixels, "
+                   "bpp": "real .jxc bitstreams (jaxcomp.coding.compression.compress), 8*bytes/pixels, "
                           "mean over the validation crops; bpp_likelihood: the model's estimate"},
       "data": {"train_dir": os.path.abspath(train_dir), "data_dir": os.path.abspath(data_dir),
                "validation": [os.path.abspath(f) for f in val_files], "val_size": val_size},
