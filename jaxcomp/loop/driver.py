@@ -47,6 +47,12 @@ def check_finite(history, keys, last_saved, hint=""):
                           f"({where}){hint}")
 
 
+def flag_or_field(names):
+  """name(field) -> the user's name of a config field: names[field] (a flag, e.g. '--steps') or
+  'config.<field>'."""
+  return lambda field: names.get(field, f"config.{field}")
+
+
 class Loop:
   """Runs a trainer's steps with the periodic actions of every trainer.
 

@@ -371,19 +371,13 @@ def train(vgg, split, init_heads, *, steps, batch=50, lr=1e-4, b1=0.5, seed=0, l
   return result.heads, result.loss
 
 
-def flag_or_field(names):
-  """name(field) -> the user's name of a config field: names[field] (a flag, e.g. '--steps') or
-  'config.<field>'."""
-  return lambda field: names.get(field, f"config.{field}")
-
-
 def check_config(config, names=None):
   """The decay steps of a dpl_heads config; UserError (one line) for values no run can use.
 
   `names` maps config fields to the flags they came from, so that errors name what the user
   typed (`jaxcomp perceptual train --lr 0` -> '--lr must be positive').
   """
-  name = flag_or_field(names or {})
+  name = driver.flag_or_field(names or {})
   for field in ("num_train_steps", "batch_size", "log_every_steps", "checkpoint_every_steps"):
     if config[field] < 1:
       raise UserError(f"{name(field)} must be at least 1, got {config[field]}")
@@ -420,7 +414,7 @@ def train_and_evaluate(config, workdir, names=None, log=print):
     preemption signal stopped the run (nothing saved but the checkpoint).
   """
   decay_steps = check_config(config, names)
-  name = flag_or_field(names or {})
+  name = driver.flag_or_field(names or {})
   out = config.out or (os.path.join(workdir, HEADS_DIR) if workdir else None)
   if not out:
     raise UserError(f"{name('out')} is required without a workdir (the heads folder)")

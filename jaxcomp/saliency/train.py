@@ -226,19 +226,13 @@ def fit(dataset, config, *, steps, batch=8, lr=1e-3, seed=0, weights=None, train
   return params, record
 
 
-def flag_or_field(names):
-  """name(field) -> the user's name of a config field: names[field] (a flag, e.g. '--steps') or
-  'config.<field>'."""
-  return lambda field: names.get(field, f"config.{field}")
-
-
 def check_config(config, names=None):
   """(loss weights) of a saliency_net config; UserError (one line) for values no run can use.
 
   `names` maps config fields to the flags they came from, so that errors name what the user
   typed (`jaxcomp saliency train --steps 0` -> '--steps must be at least 1').
   """
-  name = flag_or_field(names or {})
+  name = driver.flag_or_field(names or {})
   for field in ("num_train_steps", "batch_size", "width", "log_every_steps",
                 "checkpoint_every_steps", "keep_checkpoints"):
     if config[field] < 1:
@@ -284,7 +278,7 @@ def train_and_evaluate(config, workdir, names=None, log=print):
     run (nothing saved but the checkpoint).
   """
   weights = check_config(config, names)
-  name = flag_or_field(names or {})
+  name = driver.flag_or_field(names or {})
   out = config.out or (os.path.join(workdir, WEIGHTS_DIR) if workdir else None)
   if not out:
     raise UserError(f"{name('out')} is required without a workdir (the weights folder)")
