@@ -18,14 +18,13 @@ folder (config.out, default WORKDIR/heads) is the metric `dpl:WORKDIR/heads`.
 import ml_collections
 from ml_collections import config_dict
 
+from jaxcomp.train import config_lib
+
 ARGS = ("uniform", "tiny")
 
 
 def get_config(arg=None):
-  tokens = set(filter(None, (arg or "").split(",")))
-  if tokens - set(ARGS):
-    raise ValueError(f"unknown config argument {sorted(tokens - set(ARGS))[0]!r} "
-                     f"(use {', '.join(ARGS)})")
+  tokens = config_lib.parse_tokens(arg, ARGS)
   config = ml_collections.ConfigDict()
   config.trainer = "dpl_heads"  # python -m jaxcomp.train dispatches on this
 

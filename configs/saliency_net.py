@@ -17,14 +17,13 @@ named: `learned:WORKDIR/weights`. `jaxcomp saliency train` sets these fields fro
 
 import ml_collections
 
+from jaxcomp.train import config_lib
+
 ARGS = ("tiny",)
 
 
 def get_config(arg=None):
-  tokens = set(filter(None, (arg or "").split(",")))
-  if tokens - set(ARGS):
-    raise ValueError(f"unknown config argument {sorted(tokens - set(ARGS))[0]!r} "
-                     f"(use {', '.join(ARGS)})")
+  tokens = config_lib.parse_tokens(arg, ARGS)
   config = ml_collections.ConfigDict()
   config.trainer = "saliency_net"  # python -m jaxcomp.train dispatches on this
 

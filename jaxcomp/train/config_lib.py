@@ -28,6 +28,20 @@ def parse_arg(arg, allowed):
   return tokens, quality
 
 
+def parse_tokens(arg, allowed):
+  """'a,b' -> {'a', 'b'} for a config file without quality tokens; ValueError for an unknown one.
+
+  Args:
+    arg: the text after ':' in --config=file.py:arg (None or '' for none).
+    allowed: the tokens this config file accepts, in the order its error message lists them.
+  """
+  tokens = set(filter(None, (arg or "").split(",")))
+  if tokens - set(allowed):
+    raise ValueError(f"unknown config argument {sorted(tokens - set(allowed))[0]!r} "
+                     f"(use {', '.join(allowed)})")
+  return tokens
+
+
 def base(arch, quality):
   """Full training config for an architecture at a CompressAI quality (MSE, from scratch)."""
   N, M = models.ARCHS[arch].channels[quality]
