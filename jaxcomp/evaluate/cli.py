@@ -44,6 +44,16 @@ DEFAULT_METHOD = "pchip"
 DEFAULT_SALIENT_FRACTION = 0.25  # saliency_stats.DEFAULT_FRACTION, without importing numpy here
 
 
+def _add_bd_flags(parser, overlap):
+  """--method, --mode, --min-overlap: how `bdrate` and `bdrate-matrix` compute a BD value."""
+  parser.add_argument("--method", default=DEFAULT_METHOD, choices=["cubic", "pchip", "akima"],
+                      help=f"interpolation (default {DEFAULT_METHOD})")
+  parser.add_argument("--mode", default="curve", choices=["curve", "per-image"],
+                      help="BD of the averaged curves (default), or per image then averaged")
+  parser.add_argument("--min-overlap", type=float, default=0.75,
+                      help=f"{overlap} less than this fraction (default 0.75)")
+
+
 def register(subparsers):
   p = subparsers.add_parser(
       "eval", help="rate-distortion evaluation with real bitstreams, anchors and plots",
@@ -91,12 +101,7 @@ def register(subparsers):
   b.add_argument("--metric", default="psnr-rgb",
                  help="results key (psnr-rgb, ms-ssim-rgb, ms-ssim-db-rgb, lpips-rgb ...) or "
                       "metric name (psnr, ms_ssim, lpips ...); default psnr-rgb")
-  b.add_argument("--method", default=DEFAULT_METHOD, choices=["cubic", "pchip", "akima"],
-                 help=f"interpolation (default {DEFAULT_METHOD})")
-  b.add_argument("--mode", default="curve", choices=["curve", "per-image"],
-                 help="BD of the averaged curves (default), or per image then averaged")
-  b.add_argument("--min-overlap", type=float, default=0.75,
-                 help="warn when the curves overlap less than this fraction (default 0.75)")
+  _add_bd_flags(b, overlap="warn when the curves overlap")
   direction = b.add_mutually_exclusive_group()
   direction.add_argument("--lower-is-better", dest="higher_is_better", action="store_false",
                          default=None, help="treat the metric as a distance")
@@ -117,12 +122,7 @@ def register(subparsers):
   m.add_argument("--metrics", metavar="A,B",
                  help="columns: metric names or results keys (default every quality key of the "
                       "anchor)")
-  m.add_argument("--method", default=DEFAULT_METHOD, choices=["cubic", "pchip", "akima"],
-                 help=f"interpolation (default {DEFAULT_METHOD})")
-  m.add_argument("--mode", default="curve", choices=["curve", "per-image"],
-                 help="BD of the averaged curves (default), or per image then averaged")
-  m.add_argument("--min-overlap", type=float, default=0.75,
-                 help="mark cells whose curves overlap less than this fraction (default 0.75)")
+  _add_bd_flags(m, overlap="mark cells whose curves overlap")
   m.add_argument("--out", metavar="MATRIX.md", help="write the markdown table here")
   m.add_argument("--plot", metavar="MATRIX.png", help="write the heat map here (.png/.svg/.pdf)")
   m.add_argument("--out-json", metavar="MATRIX.json", help="write the matrix as JSON here")
