@@ -26,6 +26,30 @@ _COMPRESSAI_CLASSES = {"bmshj2018-hyperprior": "ScaleHyperprior",
                        "mbt2018-mean": "MeanScaleHyperprior"}
 
 
+def entropy_coding(cm, sym, bitstream, backend):
+  """(encode, decode): the range coding alone of one image's symbols, as timed closures.
+
+  Args:
+    cm: a `compression.CodingModel` (the exported model with its entropy coders).
+    sym: `compression.symbols` of the image (z values, y values and their scale indexes).
+    bitstream: the parsed .jxc of the same image (`container.parse`), whose streams decode
+      reads.
+    backend: entropy-coder name ('constriction', 'tfc').
+  """
+  z_coder, y_coder = cm.coder(backend, "z"), cm.coder(backend, "y")
+  z_indexes = compression.z_indexes(sym.z_values.shape)
+
+  def encode():
+    z_coder.encode(sym.z_values, z_indexes)
+    y_coder.encode(sym.y_values, sym.y_indexes)
+
+  def decode():
+    z_coder.decode(bitstream.z_stream, z_indexes)
+    y_coder.decode(bitstream.y_stream, sym.y_indexes)
+
+  return encode, decode
+
+
 def add_arguments(parser):
   parser.add_argument("--model", required=True, help="exported model directory")
   parser.add_argument("--image", required=True, help="image to code (e.g. a 768x512 PNG)")
@@ -98,17 +122,7 @@ def run(args):
   y, z = cm.analysis(compression.padded_input(batch), saliency=cm.saliency_map(batch))
   sym = compression.symbols(cm, y[0], z[0])
   bitstream = container.parse(data, cm.fingerprint)
-  z_coder, y_coder = cm.coder(args.coder, "z"), cm.coder(args.coder, "y")
-  z_indexes = compression.z_indexes(sym.z_values.shape)
-
-  def encode():
-    z_coder.encode(sym.z_values, z_indexes)
-    y_coder.encode(sym.y_values, sym.y_indexes)
-
-  def decode():
-    z_coder.decode(bitstream.z_stream, z_indexes)
-    y_coder.decode(bitstream.y_stream, sym.y_indexes)
-
+  encode, decode = entropy_coding(cm, sym, bitstream, args.coder)
   result["coding_encode_s"] = timing.median_s(encode, args.repeats)
   result["coding_decode_s"] = timing.median_s(decode, args.repeats)
   result["coding_s"] = max(result["coding_encode_s"], result["coding_decode_s"])

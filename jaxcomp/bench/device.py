@@ -67,6 +67,7 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from jaxcomp.bench import all as bench_all
+from jaxcomp.bench import coding_speed
 from jaxcomp.bench import flops, inputs, report, timing
 from jaxcomp.codec import export, models
 from jaxcomp.coding import compression, container
@@ -621,20 +622,10 @@ def time_codec(cm, image, repeats):
   y, z = cm.analysis(x)
   sym = compression.symbols(cm, y[0], z[0])
   bitstream = container.parse(data, cm.fingerprint)
-  z_coder = cm.coder(compression.DEFAULT_BACKEND, "z")
-  y_coder = cm.coder(compression.DEFAULT_BACKEND, "y")
-  z_indexes = compression.z_indexes(sym.z_values.shape)
+  encode, decode = coding_speed.entropy_coding(cm, sym, bitstream, compression.DEFAULT_BACKEND)
   y_hat = sym.y_values.astype(np.float32)
   if sym.means is not None:
     y_hat = y_hat + sym.means
-
-  def encode():
-    z_coder.encode(sym.z_values, z_indexes)
-    y_coder.encode(sym.y_values, sym.y_indexes)
-
-  def decode():
-    z_coder.decode(bitstream.z_stream, z_indexes)
-    y_coder.decode(bitstream.y_stream, sym.y_indexes)
 
   row = {"height": height, "width": width, "first_s": first_s,
          "compress_s": timing.median_s(lambda: compression.compress(cm, batch), repeats),
