@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from scipy import stats
 
 from jaxcomp.study import active, db, manifest, scaling, server, simulate
-from test_study_server import GOOD, POSTGRES, TOKEN, make_study, reset_postgres
+from test_study_server import GOOD, TOKEN, make_study, votes_engine
 
 
 def _entropy(p):
@@ -86,12 +86,7 @@ def test_simulated_active_design_runs_and_is_deterministic():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def active_app(request, tmp_path):
-  if request.param == "postgresql":
-    if not POSTGRES:
-      pytest.skip("set JAXCOMP_STUDY_POSTGRES_URL=postgresql+psycopg://... to test PostgreSQL")
-    engine = reset_postgres()
-  else:
-    engine = db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
+  engine = votes_engine(request.param, tmp_path)
   folder = make_study(str(tmp_path / "study"), design="active", trials=6, golden_every=0)
   study, folder = manifest.load(folder)
   yield server.create_app(study, folder, engine, TOKEN).test_client(), engine

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from jaxcomp import cli
 from jaxcomp.study import analysis, campaign, db, manifest, schedule, server
 from jaxcomp.study import votes as votes_lib
-from test_study_server import AUTH, GOOD, POSTGRES, TOKEN, _png, make_study, reset_postgres
+from test_study_server import AUTH, GOOD, TOKEN, _png, make_study, votes_engine
 
 
 def make_sim_study(folder, images=5, conditions=5, trials=15, golden_every=3):
@@ -45,12 +45,7 @@ def make_sim_study(folder, images=5, conditions=5, trials=15, golden_every=3):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-  if request.param == "postgresql":
-    if not POSTGRES:
-      pytest.skip("set JAXCOMP_STUDY_POSTGRES_URL=postgresql+psycopg://... to test PostgreSQL")
-    engine = reset_postgres()
-  else:
-    engine = db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
+  engine = votes_engine(request.param, tmp_path)
   yield engine
   engine.dispose()
 

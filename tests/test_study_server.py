@@ -75,16 +75,21 @@ def reset_postgres():
   return db.connect(POSTGRES)
 
 
+def votes_engine(backend, tmp_path):
+  """A fresh votes database: SQLite in tmp_path, or PostgreSQL when $JAXCOMP_STUDY_POSTGRES_URL
+  names a scratch database (skips the test otherwise)."""
+  if backend == "postgresql":
+    if not POSTGRES:
+      pytest.skip("set JAXCOMP_STUDY_POSTGRES_URL=postgresql+psycopg://... to test PostgreSQL")
+    return reset_postgres()
+  return db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def study_app(request, tmp_path):
   """(test client, engine, manifest) on SQLite, and on PostgreSQL when
   $JAXCOMP_STUDY_POSTGRES_URL names an empty scratch database (its tables are dropped)."""
-  if request.param == "postgresql":
-    if not POSTGRES:
-      pytest.skip("set JAXCOMP_STUDY_POSTGRES_URL=postgresql+psycopg://... to test PostgreSQL")
-    engine = reset_postgres()
-  else:
-    engine = db.connect(f"sqlite:///{tmp_path / 'votes.db'}")
+  engine = votes_engine(request.param, tmp_path)
   study, folder = manifest.load(make_study(str(tmp_path / "study")))
   app = server.create_app(study, folder, engine, TOKEN)
   yield app.test_client(), engine, study
