@@ -156,18 +156,11 @@ def register(subparsers):
                  help="study: observer types (default honest,random,inverted,too-fast)")
   p.add_argument("--concurrent", type=int, default=10,
                  help="study: subjects in progress at once (default 10)")
-  p.add_argument("--min-zeta", type=float, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
-  p.add_argument("--max-triad-rate", type=float, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
-  p.add_argument("--min-triples", type=int, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
-  p.add_argument("--max-golden-failures", type=int, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
-  p.add_argument("--min-response-ms", type=float, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
-  p.add_argument("--max-fast-share", type=float, default=None,
-                 help="study: screening threshold as in 'study analyze' (default: its default)")
+  for flag, kind in (("--min-zeta", float), ("--max-triad-rate", float), ("--min-triples", int),
+                     ("--max-golden-failures", int), ("--min-response-ms", float),
+                     ("--max-fast-share", float)):
+    p.add_argument(flag, type=kind, default=None,
+                   help="study: screening threshold as in 'study analyze' (default: its default)")
   p.add_argument("--conditions", type=int, default=8, help="conditions per scene (default 8)")
   p.add_argument("--observers", type=int, default=40, help="observers per run (default 40)")
   p.add_argument("--spread", type=float, default=4.0,
