@@ -21,8 +21,8 @@ Probe (`Calibrator.probe`): a short fine-tune with `jaxcomp.train.train.train_an
 ordinary trainer, configs/finetune.py's config for the distortion and the parent's quality, the
 parent's N and M, the scale given by `Scale`), exported (`checkpoint.export_model`: model.json
 records distortion, lambda, quality, parent and steps), then the validation images are compressed
-to real .jxc bitstreams (`jaxcomp.coding.compression.compress`) and bpp = 8 * bytes / pixels, averaged
-over the images. The likelihood estimate of the same model (coding mode: rounding, refit
+to real .jxc bitstreams (`jaxcomp.coding.compression.compress`) and bpp = 8 * bytes / pixels,
+averaged over the images. The likelihood estimate of the same model (coding mode: rounding, refit
 quantiles) is recorded beside it ("bpp_likelihood") as a check.
 
 Cache: every probe is a folder `<out>/probes/<metric>-<label>-<lambda>-<key>/` whose key hashes
@@ -36,7 +36,6 @@ Validation set: the last `holdout` photos (sorted names) of the training folder 
 each validation image contributes its centre crop of `val_size` pixels.
 """
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -551,27 +550,6 @@ def next_hint(result, configs_lambda):
   return hint
 
 
-@contextlib.contextmanager
-def shared_compiles():
-  """Within the block, one distortion function object per metric name for the trainer.
-
-  `train.create_distortion` builds a new loss function (a new closure from the metric registry)
-  per run, and the trainer's compiled step (`step.make_pmap_step`, cached per distortion object)
-  is then compiled again for every run. Memoized here, every probe of one metric reuses one
-  compiled step (lambda is a runtime argument; model and optimizer are cached by the trainer
-  already): about 15-60 s of compilation saved per probe on a CPU. Restored on exit.
-  """
-  original = getattr(train, "create_distortion", None)
-  if original is None:  # the trainer changed: probes still run, compiling per probe
-    yield
-    return
-  train.create_distortion = functools.lru_cache(maxsize=None)(original)
-  try:
-    yield
-  finally:
-    train.create_distortion = original
-
-
 def run(parents, metrics, data_dir, out, scale=Scale(), targets=None, tolerance=0.03,
         max_probes=4, holdout=4, val_dir=None, val_size=512, overrides=(), keep_models=False,
         log=print):
@@ -617,34 +595,34 @@ def run(parents, metrics, data_dir, out, scale=Scale(), targets=None, tolerance=
       "format": FORMAT, "version": VERSION,
       "settings": {**dataclasses.asdict(scale), "tolerance": tolerance, "max_probes": max_probes,
                    "overrides": [f"--config.{f}={v}" for f, v in overrides],
-                   "bpp": "real .jxc bitstreams (jaxcomp.coding.compression.compress), 8*bytes/pixels, "
-                          "mean over the validation crops; bpp_likelihood: the model's estimate"},
+                   "bpp": "real .jxc bitstreams (jaxcomp.coding.compression.compress), "
+                          "8*bytes/pixels, mean over the validation crops; bpp_likelihood: the "
+                          "model's estimate"},
       "data": {"train_dir": os.path.abspath(train_dir), "data_dir": os.path.abspath(data_dir),
                "validation": [os.path.abspath(f) for f in val_files], "val_size": val_size},
       "rates": rates, "results": results, "lambdas": {}}
   pairs = [(m, p) for m in metrics for p in parents]
   started = time.time()
   hints = {}  # metric -> the start of its next rate (`next_hint`)
-  with shared_compiles():
-    for n, (metric, parent) in enumerate(pairs):
-      target = rates[parent.label]["target_bpp"]
+  for n, (metric, parent) in enumerate(pairs):
+    target = rates[parent.label]["target_bpp"]
 
-      def on_probe(i, record, metric=metric, parent=parent, n=n, target=target):
-        err = relative_error(record["bpp"], target)
-        how = "cached" if record["cached"] else f"{record['seconds']:.0f} s"
-        log(f"[{n + 1}/{len(pairs)}] {metric} {parent.label} probe {i + 1}: lambda "
-            f"{record['lambda']:g} -> {record['bpp']:.4f} bpp ({err:+.1%} of {target:.4f}; {how})"
-            f"{eta(pairs, n, cal.probe_seconds, results)}")
+    def on_probe(i, record, metric=metric, parent=parent, n=n, target=target):
+      err = relative_error(record["bpp"], target)
+      how = "cached" if record["cached"] else f"{record['seconds']:.0f} s"
+      log(f"[{n + 1}/{len(pairs)}] {metric} {parent.label} probe {i + 1}: lambda "
+          f"{record['lambda']:g} -> {record['bpp']:.4f} bpp ({err:+.1%} of {target:.4f}; {how})"
+          f"{eta(pairs, n, cal.probe_seconds, results)}")
 
-      result = cal.calibrate(parent, metric, target, tolerance, max_probes, on_probe,
-                             hints.get(metric))
-      hints[metric] = next_hint(result, finetune.LAMBDAS[metric][parent.quality])
-      results.setdefault(metric, {})[parent.label] = result
-      document["lambdas"].setdefault(metric, {})[parent.quality] = result["lambda"]
-      log(f"[{n + 1}/{len(pairs)}] {metric} {parent.label}: lambda {result['lambda']:g} "
-          f"{result['bpp']:.4f} bpp ({result['error']:+.1%}"
-          f"{'' if result['converged'] else ', NOT within the tolerance'})")
-      write(out, document)
+    result = cal.calibrate(parent, metric, target, tolerance, max_probes, on_probe,
+                           hints.get(metric))
+    hints[metric] = next_hint(result, finetune.LAMBDAS[metric][parent.quality])
+    results.setdefault(metric, {})[parent.label] = result
+    document["lambdas"].setdefault(metric, {})[parent.quality] = result["lambda"]
+    log(f"[{n + 1}/{len(pairs)}] {metric} {parent.label}: lambda {result['lambda']:g} "
+        f"{result['bpp']:.4f} bpp ({result['error']:+.1%}"
+        f"{'' if result['converged'] else ', NOT within the tolerance'})")
+    write(out, document)
   document["seconds"] = round(time.time() - started, 1)
   write(out, document)
   return document

@@ -54,11 +54,15 @@ def create_optimizer(config):
   return _optimizer(config.learning_rate, boundaries, config.grad_clip_norm)
 
 
+@functools.lru_cache(maxsize=None)
 def create_distortion(name):
   """(distortion(params, x, x_hat) -> [B], its params) for a config's `distortion` name.
 
   'mse' is 255^2 MSE (CompressAI's lambdas); any other name is a loss of the metric registry.
-  UserError if the name is not registered (yet) or its weights are missing.
+  UserError if the name is not registered (yet) or its weights are missing (not cached).
+  Memoized: every run of one process with the same distortion gets the same function object, so
+  the compiled step (`step.make_pmap_step`, cached per distortion object) is compiled once, e.g.
+  for all of `jaxcomp calibrate`'s probes of one metric (lambda is a runtime argument).
   """
   if name == "mse":
     return step.mse_distortion, None
